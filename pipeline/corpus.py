@@ -1,0 +1,240 @@
+"""Read the Giga-fren tarball's two gzip members in step and keep the wh-question pairs.
+
+Nothing is extracted to disk: each member is inflated straight out of the tar, in a thread of
+its own (zlib releases the GIL, so the two inflate on two cores while the main thread matches).
+Lines are handled a block at a time: the English regex runs over a whole block in one C-level
+`finditer`, and only the lines it hits are looked up on the French side. `filter_pairs_naive`
+is the plain line-by-line loop this must agree with; the tests hold them against each other.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import tarfile
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.files import PipelineError
+
+EN_MEMBER = "giga-fren.release2.fixed.en.gz"
+FR_MEMBER = "giga-fren.release2.fixed.fr.gz"
+READ_SIZE = 1 << 20  # compressed bytes per read
+BLOCK_BYTES = 1 << 22  # English bytes matched per block
+
+
+def check_tarball(path: str | Path) -> None:
+    """Fail with one line unless `path` is a tar holding the two Giga-fren members."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            names = set(tar.getnames())
+    except (tarfile.TarError, OSError) as e:
+        raise PipelineError(f"{path}: not a readable tar archive ({e})") from None
+    missing = [m for m in (EN_MEMBER, FR_MEMBER) if m not in names]
+    if missing:
+        raise PipelineError(f"{path}: tarball lacks member(s) {', '.join(missing)}")
+
+
+def _inflate(tar_path: Path, member: str) -> Iterator[bytes]:
+    """Decompressed bytes of one gzip member of the tar (several gzip streams allowed)."""
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            f = tar.extractfile(member)
+            d, fed = zlib.decompressobj(wbits=31), False
+            while raw := f.read(READ_SIZE):
+                while raw:
+                    fed = True
+                    if out := d.decompress(raw):
+                        yield out
+                    if not d.eof:
+                        break
+                    raw = d.unused_data  # a concatenated gzip stream: start the next one
+                    d, fed = zlib.decompressobj(wbits=31), False
+            if fed and not d.eof:
+                raise PipelineError(f"{tar_path}: {member} is truncated (gzip stream ends early)")
+    except KeyError:
+        raise PipelineError(f"{tar_path}: tarball lacks member {member}") from None
+    except zlib.error as e:
+        raise PipelineError(f"{tar_path}: {member} is corrupt ({e})") from None
+    except (tarfile.TarError, OSError) as e:
+        raise PipelineError(f"{tar_path}: truncated or corrupt tarball ({e})") from None
+
+
+def _prefetch(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
+    """Run `chunks` in a background thread, `depth` chunks ahead; re-raise its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for c in chunks:
+                q.put(c)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer, which raises it
+            q.put(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class _Lines:
+    """Complete lines of a byte stream, handed out in blocks of whole lines."""
+
+    def __init__(self, chunks: Iterator[bytes], tar_path: Path, member: str) -> None:
+        self.chunks, self.tar_path, self.member = chunks, tar_path, member
+        self.buf = b""
+        self.line = 0  # lines handed out so far
+        self.ended = False
+
+    def _more(self) -> bool:
+        c = next(self.chunks, None)
+        if c is None:
+            if self.buf and not self.buf.endswith(b"\n"):
+                self.buf += b"\n"  # a last line without newline is still a line
+            self.ended = True
+            return False
+        self.buf += c
+        return True
+
+    def block(self, min_bytes: int) -> bytes:
+        """At least `min_bytes` of whole lines (fewer at the end), newline-terminated."""
+        while len(self.buf) < min_bytes and not self.ended:
+            self._more()
+        cut = self.buf.rfind(b"\n") + 1
+        while cut == 0 and not self.ended:
+            self._more()
+            cut = self.buf.rfind(b"\n") + 1
+        out, self.buf = self.buf[:cut], self.buf[cut:]
+        return out
+
+    def take(self, n: int) -> bytes:
+        """Exactly `n` whole lines, or fewer if the stream ends first."""
+        while self.buf.count(b"\n") < n and self._more():
+            pass
+        newlines = np.flatnonzero(np.frombuffer(self.buf, np.uint8) == 10)
+        pos = int(newlines[min(n, len(newlines)) - 1]) + 1 if len(newlines) and n else 0
+        out, self.buf = self.buf[:pos], self.buf[pos:]
+        return out
+
+    def decode(self, data: bytes) -> str:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = self.line + data.count(b"\n", 0, e.start) + 1
+            raise PipelineError(
+                f"{self.tar_path}: {self.member} line {line}: invalid UTF-8 ({e.reason})"
+            ) from None
+        self.line += text.count("\n")
+        return text
+
+
+@dataclass
+class FilterResult:
+    pairs: pd.DataFrame  # columns fr, en, line (1-based line number in the members)
+    lines: int
+
+
+def _first_group(m: re.Match) -> str:
+    return m.group(1) if m.re.groups else m.group(0)
+
+
+def _search_block(rx: re.Pattern, rx_line: re.Pattern, text: str) -> list[tuple[int, str]]:
+    """(line index, kept text) of every line of `text` where `rx_line.search` hits.
+
+    `rx` is the same pattern compiled with re.MULTILINE and runs over the whole block at once.
+    A hit that runs across a newline is not a per-line hit: the lines it spans are then
+    searched one by one, which keeps the result identical to searching each line alone.
+    """
+    hits: list[tuple[int, str]] = []
+    line, pos, last = 0, 0, -1
+    for m in rx.finditer(text):
+        start = m.start()
+        line += text.count("\n", pos, start)
+        pos = start
+        if line <= last:
+            continue
+        whole = m.group(0)
+        if "\n" not in whole:
+            hits.append((line, _first_group(m)))
+            last = line
+            continue
+        begin = text.rfind("\n", 0, start) + 1
+        span_end = line + whole.count("\n")
+        for k in range(line, span_end + 1):
+            end = text.find("\n", begin)
+            if (one := rx_line.search(text, begin, end)) is not None:
+                hits.append((k, _first_group(one)))
+            begin = end + 1
+        last = span_end
+    return hits
+
+
+def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterResult:
+    tar_path = Path(tar_path)
+    check_tarball(tar_path)
+    try:
+        rx_en_block = re.compile(en_regex, re.MULTILINE)
+        rx_en, rx_fr = re.compile(en_regex), re.compile(fr_regex)
+    except re.error as e:
+        raise PipelineError(f"filter: invalid regex ({e})") from None
+    en = _Lines(_prefetch(_inflate(tar_path, EN_MEMBER)), tar_path, EN_MEMBER)
+    fr = _Lines(_prefetch(_inflate(tar_path, FR_MEMBER)), tar_path, FR_MEMBER)
+    out_fr: list[str] = []
+    out_en: list[str] = []
+    out_line: list[int] = []
+    while True:
+        first = en.line
+        en_text = en.decode(en.block(BLOCK_BYTES))
+        n = en.line - first
+        if n == 0:
+            break
+        fr_text = fr.decode(fr.take(n))
+        if fr.line - first != n:
+            break  # French ended first; counted below
+        hits = _search_block(rx_en_block, rx_en, en_text)
+        if not hits:
+            continue
+        fr_lines = fr_text.split("\n")
+        for i, en_kept in hits:
+            if (m := rx_fr.search(fr_lines[i])) is not None:
+                out_fr.append(_first_group(m))
+                out_en.append(en_kept)
+                out_line.append(first + i + 1)
+    # Whatever is left on either side means the members are not aligned line for line.
+    while fr.decode(fr.block(BLOCK_BYTES)):
+        pass
+    while en.decode(en.block(BLOCK_BYTES)):
+        pass
+    if en.line != fr.line:
+        raise PipelineError(
+            f"{tar_path}: members have different line counts "
+            f"({EN_MEMBER}: {en.line}, {FR_MEMBER}: {fr.line})"
+        )
+    if not out_en:
+        raise PipelineError(
+            f"{tar_path}: the filter kept no pairs of {en.line} lines "
+            f"(filter.en_regex={en_regex!r}, filter.fr_regex={fr_regex!r})"
+        )
+    pairs = pd.DataFrame({"fr": out_fr, "en": out_en, "line": out_line})
+    return FilterResult(pairs=pairs, lines=en.line)
+
+
+def filter_pairs_naive(en_lines: list[str], fr_lines: list[str], en_regex: str,
+                       fr_regex: str) -> list[tuple[int, str, str]]:
+    """The lesson's loop, one line at a time: the reference `filter_pairs` must agree with."""
+    rx_en, rx_fr = re.compile(en_regex), re.compile(fr_regex)
+    out = []
+    for i, (e, f) in enumerate(zip(en_lines, fr_lines)):
+        me, mf = rx_en.search(e), rx_fr.search(f)
+        if me and mf:
+            out.append((i + 1, _first_group(mf), _first_group(me)))
+    return out

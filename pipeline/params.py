@@ -1,0 +1,213 @@
+"""Typed views of params.yaml: one dataclass per section, checked when loaded.
+
+Unknown keys and values of the wrong type are errors that name the key, so a typo in
+`dvc exp run -S` fails at once instead of silently training the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.files import PipelineError
+
+VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")
+
+
+@dataclass
+class DataParams:
+    url: str = "https://www.statmt.org/wmt10/training-giga-fren.tar"
+    sha256: str | None = None
+    retries: int = 5
+    timeout: float = 60.0
+
+
+@dataclass
+class FilterParams:
+    en_regex: str = r"^(Wh[^?.!]+\?)"
+    fr_regex: str = r"^([^?.!]+\?)"
+
+
+@dataclass
+class TokenizeParams:
+    lowercase: bool = True
+    mark_caps: bool = True
+    max_en_tokens: int = 30
+    workers: int = 0
+    min_pairs_per_worker: int = 20000
+
+
+@dataclass
+class VocabParams:
+    max_size: int = 40000
+    max_len_percentile: float = 99
+    valid_fraction: float = 0.1
+    seed: int = 42
+
+
+@dataclass
+class FastTextTrainParams:
+    epochs: int = 20
+    min_count: int = 1
+    window: int = 5
+    minn: int = 3
+    maxn: int = 6
+    bucket: int = 20000
+    threads: int = 1
+
+
+@dataclass
+class EmbeddingsParams:
+    source: str = "train"
+    dim: int = 300
+    pretrained: dict[str, str] = field(
+        default_factory=lambda: {
+            "fr": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.fr.vec",
+            "en": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.en.vec",
+        }
+    )
+    train: FastTextTrainParams = field(default_factory=FastTextTrainParams)
+
+    def __post_init__(self) -> None:
+        if self.source not in ("pretrained", "train", "random"):
+            raise PipelineError(
+                f"embeddings.source: {self.source!r} is not one of pretrained, train, random"
+            )
+
+
+@dataclass
+class ModelConfig:
+    """Everything `build_model` needs besides the vocabulary sizes and embeddings."""
+
+    emb_dropout: float = 0.15
+    enc_hidden: int = 256
+    enc_layers: int = 2
+    enc_dropout: float = 0.25
+    dec_layers: int = 2
+    dec_dropout: float = 0.1
+    out_dropout: float = 0.35
+    tie_output: bool = True
+    bidirectional: bool = False
+    attention: bool = False
+    att_hidden: int = 300
+    mask_padding: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    lr: float = 3e-3
+    batch_size: int = 125
+    betas: tuple[float, float] = (0.8, 0.99)
+    clr_div: float = 20
+    clr_pct: float = 10
+    clip: float = 0.0
+    weight_decay: float = 0.0
+    pad_in_loss: bool = False
+    teacher_forcing: bool = False
+    pr_force_start: float = 1.0
+    pr_force_end: float = 1.0
+    pr_force_epochs: int = 10
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise PipelineError(f"train.precision: {self.precision!r} is not fp32 or bf16")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PipelineError(f"train.device: {self.device!r} is not auto, cpu or cuda")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise PipelineError("train.epochs and train.batch_size must be at least 1")
+
+
+@dataclass
+class EvaluateParams:
+    batch_size: int = 250
+    samples: int = 20
+    heatmaps: int = 4
+    max_decode_len: int = 0
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where YAML is loose (int->float)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise PipelineError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PipelineError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp in (int, str) and isinstance(value, tp) and not isinstance(value, bool):
+        return value
+    raise PipelineError(f"{where}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def from_dict(cls: type, data: dict | None, where: str) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types name `where.key`."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise PipelineError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise PipelineError(f"{path}: not valid YAML ({e})".replace("\n", " ")) from None
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}: expected a mapping at the top level")
+    return params
+
+
+def section(params: dict, name: str, cls: type) -> Any:
+    return from_dict(cls, params.get(name), name)
+
+
+def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfig]:
+    """The shared `model`/`train` sections with `variants.VARIANT` laid over them."""
+    variants = params.get("variants") or {}
+    if variant not in variants:
+        known = ", ".join(variants) or "none"
+        raise PipelineError(f"variants.{variant}: no such variant (params.yaml has: {known})")
+    over = variants[variant] or {}
+    unknown = sorted(set(over) - {"model", "train"})
+    if unknown:
+        raise PipelineError(f"variants.{variant}: unknown key(s) {', '.join(unknown)}")
+    model = {**(params.get("model") or {}), **(over.get("model") or {})}
+    train = {**(params.get("train") or {}), **(over.get("train") or {})}
+    return (
+        from_dict(ModelConfig, model, f"variants.{variant}.model"),
+        from_dict(TrainConfig, train, f"variants.{variant}.train"),
+    )
