@@ -35,7 +35,7 @@ def check_tarball(path: str | Path) -> None:
         with tarfile.open(path, "r:") as tar:
             names = set(tar.getnames())
     except (tarfile.TarError, OSError) as e:
-        raise PipelineError(f"{path}: not a readable tar archive ({e})") from None
+        raise PipelineError(f"{path}: truncated or corrupt tar archive ({e})") from None
     missing = [m for m in (EN_MEMBER, FR_MEMBER) if m not in names]
     if missing:
         raise PipelineError(f"{path}: tarball lacks member(s) {', '.join(missing)}")
@@ -171,7 +171,7 @@ def _search_block(rx: re.Pattern, rx_line: re.Pattern, text: str) -> list[tuple[
         span_end = line + whole.count("\n")
         for k in range(line, span_end + 1):
             end = text.find("\n", begin)
-            if (one := rx_line.search(text, begin, end)) is not None:
+            if (one := rx_line.search(text[begin:end])) is not None:  # ^ needs a real start
                 hits.append((k, _first_group(one)))
             begin = end + 1
         last = span_end

@@ -1,0 +1,133 @@
+"""The `fren-nmt` command: translate, lr-find, check-metrics, update-baseline."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from pathlib import Path
+
+from pipeline.files import PipelineError, atomic_path, run_main
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from pipeline.decode import Translator
+
+    tr = Translator(args.model, device=args.device)
+    lines = sys.stdin.read().splitlines()
+    for out in tr.translate(lines, batch_size=args.batch_size):
+        print(out)
+
+
+def lr_find(params: dict, variant: str, processed: str, batches: int, start: float, end: float
+            ) -> tuple[list[float], list[float]]:
+    """The lesson's learning-rate finder: lr grows exponentially batch by batch from `start`
+    to `end`; stops early once the smoothed loss is 4x its best."""
+    import numpy as np
+
+    from pipeline.train import make_optimizer, pick_device, pr_force, prepare, train_step
+
+    _, tcfg, train, _, _, _, model, _ = prepare(params, variant, processed)
+    device = pick_device(tcfg.device)
+    model.to(device).train()
+    opt = make_optimizer(model, tcfg, device)
+    rng, coin = np.random.default_rng(tcfg.seed), random.Random(tcfg.seed)
+    lrs, losses, smooth, best = [], [], 0.0, math.inf
+    step = 0
+    while step < batches:
+        for batch in train.sortish(tcfg.batch_size, rng):
+            lr = start * (end / start) ** (step / max(1, batches - 1))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            force = [coin.random() < pr_force(0, tcfg) for _ in range(batch.tgt.size(1))]
+            loss = train_step(model, batch.to(device), opt, tcfg, device, force)
+            smooth = 0.98 * smooth + 0.02 * loss
+            value = smooth / (1 - 0.98 ** (step + 1))  # bias-corrected running mean
+            lrs.append(lr)
+            losses.append(value)
+            best = min(best, value)
+            step += 1
+            if step >= batches or not math.isfinite(value) or value > 4 * best:
+                return lrs, losses
+    return lrs, losses
+
+
+def cmd_lr_find(args: argparse.Namespace) -> None:
+    from pipeline.params import load_params
+    from pipeline.plots import lr_find_plot
+
+    lrs, losses = lr_find(load_params(args.params), args.variant, args.data, args.batches,
+                          args.start, args.end)
+    out = Path(args.out)
+    with atomic_path(out / f"{args.variant}.tsv") as tmp:
+        tmp.write_text("lr\tloss\n" + "".join(f"{a:.6g}\t{b:.6f}\n" for a, b in zip(lrs, losses)))
+    lr_find_plot(lrs, losses, out / f"{args.variant}.png")
+    best = lrs[min(range(len(losses)), key=losses.__getitem__)]
+    print(f"lr-find: {len(lrs)} batches; lowest loss at lr {best:.2g} (pick about a tenth of "
+          f"that); plot {out / args.variant}.png, data {out / args.variant}.tsv")
+
+
+def cmd_check_metrics(args: argparse.Namespace) -> None:
+    from pipeline.gate import check, format_table, load_baseline, load_current, load_tolerances
+
+    baseline = load_baseline(args.baseline)
+    current = load_current(args.metrics, list(baseline))
+    rows, ok = check(baseline, current, load_tolerances(args.tolerances))
+    print(format_table(rows))
+    if not ok:
+        raise PipelineError("check-metrics: metrics got worse than the tolerance allows "
+                            f"(see the table above; tolerances in {args.tolerances})")
+    print("check-metrics: all metrics within tolerance")
+
+
+def cmd_update_baseline(args: argparse.Namespace) -> None:
+    from pipeline.gate import update_baseline
+
+    path = update_baseline(args.metrics, args.baseline, args.variants)
+    print(f"update-baseline: wrote {path}; commit it to accept these metrics")
+
+
+def parser() -> argparse.ArgumentParser:
+    from pipeline.params import VARIANTS
+
+    ap = argparse.ArgumentParser(prog="fren-nmt", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("translate", help="French lines on stdin -> English lines on stdout")
+    p.add_argument("--model", required=True, help="a model directory, e.g. models/attention")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")
+    p.add_argument("--variant", required=True, choices=VARIANTS)
+    p.add_argument("--batches", type=int, default=300, help="batches to sweep (default 300)")
+    p.add_argument("--start", type=float, default=1e-5)
+    p.add_argument("--end", type=float, default=1.0)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--data", default="data/processed", help="the vocab/embeddings stage outputs")
+    p.add_argument("--out", default="reports/lr_find", help="folder for VARIANT.png and .tsv")
+    p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("check-metrics", help="fail if metrics are worse than the baseline")
+    p.add_argument("--metrics", default="metrics", help="folder of VARIANT.json files")
+    p.add_argument("--baseline", default="ci/baseline.json")
+    p.add_argument("--tolerances", default="ci/tolerances.yaml")
+    p.set_defaults(func=cmd_check_metrics)
+
+    p = sub.add_parser("update-baseline", help="accept the current metrics as the baseline")
+    p.add_argument("--metrics", default="metrics")
+    p.add_argument("--baseline", default="ci/baseline.json")
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.set_defaults(func=cmd_update_baseline)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run_main(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    main()

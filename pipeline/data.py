@@ -1,0 +1,83 @@
+"""Batches for training and evaluation: the lesson's sortish sampling and post-padding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline.vocab import PAD
+
+
+@dataclass
+class Batch:
+    src: torch.Tensor      # (B, S) French ids, post-padded with _pad_
+    src_len: torch.Tensor  # (B,)
+    tgt: torch.Tensor      # (B, T) English ids ending in _eos_ (unless cut), post-padded
+    index: np.ndarray      # rows of the split these come from
+
+    def to(self, device: torch.device) -> Batch:
+        nb = device.type == "cuda"
+        return Batch(self.src.to(device, non_blocking=nb), self.src_len.to(device),
+                     self.tgt.to(device, non_blocking=nb), self.index)
+
+
+def pad(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.full((len(seqs), int(lengths.max())), PAD, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+class Split:
+    """One split (train or valid) of the ids table, ready to batch."""
+
+    def __init__(self, ids: pd.DataFrame) -> None:
+        self.src = [np.asarray(s, dtype=np.int64) for s in ids["fr_ids"]]
+        self.tgt = [np.asarray(s, dtype=np.int64) for s in ids["en_ids"]]
+        self.lines = ids["line"].to_numpy()
+        self.src_lengths = np.array([len(s) for s in self.src])
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def batch(self, index: np.ndarray) -> Batch:
+        src, src_len = pad([self.src[i] for i in index])
+        tgt, _ = pad([self.tgt[i] for i in index])
+        pin = torch.cuda.is_available()  # pinned memory makes the copy to the GPU asynchronous
+        if pin:
+            src, tgt = src.pin_memory(), tgt.pin_memory()
+        return Batch(src, src_len, tgt, index)
+
+    def sortish(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """The lesson's SortishSampler: shuffle, sort by length within chunks of 50 batches,
+        start with the longest batch (to hit out-of-memory at once), shuffle the rest."""
+        idx = rng.permutation(len(self))
+        chunk = batch_size * 50
+        idx = np.concatenate([
+            idx[i:i + chunk][np.argsort(-self.src_lengths[idx[i:i + chunk]], kind="stable")]
+            for i in range(0, len(idx), chunk)
+        ])
+        batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+        longest = int(np.argmax([self.src_lengths[b].max() for b in batches]))
+        batches[0], batches[longest] = batches[longest], batches[0]
+        rest = batches[1:]
+        order = rng.permutation(len(rest))
+        for b in [batches[0]] + [rest[i] for i in order]:
+            yield self.batch(b)
+
+    def sorted(self, batch_size: int) -> Iterator[Batch]:
+        """Batches of similar length in a fixed order (evaluation)."""
+        idx = np.argsort(-self.src_lengths, kind="stable")
+        for i in range(0, len(idx), batch_size):
+            yield self.batch(idx[i:i + batch_size])
+
+
+def load_splits(path: str) -> tuple[Split, Split]:
+    ids = pd.read_parquet(path)
+    return (Split(ids[ids["split"] == "train"].reset_index(drop=True)),
+            Split(ids[ids["split"] == "valid"].reset_index(drop=True)))

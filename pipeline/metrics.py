@@ -1,0 +1,30 @@
+"""Evaluation metrics: the lesson's validation loss, ours, and sacreBLEU."""
+
+from __future__ import annotations
+
+import sacrebleu
+import torch
+
+from pipeline.data import Split
+from pipeline.model import Seq2Seq
+from pipeline.train import seq_loss
+
+
+@torch.no_grad()
+def lesson_val_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch.device) -> float:
+    """The lesson's validation loss: free-running decoding for the target's length, and
+    cross-entropy over every target position, padding included, averaged over batches."""
+    model.eval()
+    losses = []
+    for batch in valid.sorted(batch_size):
+        b = batch.to(device)
+        logits = model(b.src, b.src_len, max_len=b.tgt.size(1))
+        losses.append(seq_loss(logits, b.tgt, pad_in_loss=True).item())
+    return sum(losses) / len(losses)
+
+
+def bleu(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
+    """Corpus BLEU of space-joined tokens (tokenize='none'), and sacreBLEU's signature."""
+    metric = sacrebleu.BLEU(tokenize="none")
+    score = metric.corpus_score(hypotheses, [references])
+    return float(score.score), str(metric.get_signature())

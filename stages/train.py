@@ -1,0 +1,47 @@
+"""Stage train@VARIANT: train one variant; resumes from its checkpoint if it was killed."""
+
+import sys
+from pathlib import Path
+
+from dvclive import Live
+
+from pipeline.decode import max_len, model_config, save_model_dir
+from pipeline.files import run_main
+from pipeline.params import TokenizeParams, load_params, section
+from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare
+
+PROCESSED = "data/processed"
+MODELS = Path("models")
+CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed run
+
+
+def main() -> None:
+    variant = sys.argv[1]
+    params = load_params()
+    mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
+        params, variant, PROCESSED)
+    device = pick_device(tcfg.device)
+    # Device and thread count change speed, not what is learned: a resume may change them.
+    fp = fingerprint(mcfg, {**tcfg.__dict__, "device": None, "threads": None}, digest)
+    checkpoint = CHECKPOINTS / f"{variant}.pt"
+    state = load_checkpoint(checkpoint, fp)
+    print(f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"{len(train):,} train / {len(valid):,} valid pairs, device {device}")
+    with Live(f"dvclive/{variant}", resume=state is not None, dvcyaml=None, report=None,
+              save_dvc_exp=False) as live:
+        def log(values: dict) -> None:
+            for key in ("train_loss", "val_loss", "pr_force", "lr"):
+                live.log_metric(key, values[key])
+            live.next_step()
+
+        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log)
+    config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
+                          model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
+                          max_len(train.tgt + valid.tgt))
+    save_model_dir(MODELS / variant, model, config, vocab_fr, vocab_en,
+                   extra={"train.json": result})
+    checkpoint.unlink(missing_ok=True)  # finished: the next run starts fresh
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,219 @@
+"""filter, tokenize, vocab and embeddings: behaviour, agreement with the plain way, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import EN, EN_LINES, FR, FR_LINES, gz_lines, make_tarball
+
+from pipeline.corpus import filter_pairs, filter_pairs_naive
+from pipeline.embeddings import build_matrix, read_vectors, train_vectors
+from pipeline.files import PipelineError
+from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
+from pipeline.tokenize import tokenize, tokenize_pairs
+from pipeline.vocab import EOS, UNK, build_ids, build_vocab, split_mask
+
+EN_RX, FR_RX = r"^(Wh[^?.!]+\?)", r"^([^?.!]+\?)"
+
+
+# --- filter -------------------------------------------------------------------------------
+def test_filter_keeps_lesson_questions(tarball: Path) -> None:
+    r = filter_pairs(tarball, EN_RX, FR_RX)
+    assert r.lines == len(EN_LINES)
+    assert r.pairs["en"].tolist() == ["What is your name?", "Where is the station?",
+                                      "Why not?", "Who are you?",
+                                      "When will the meeting take place?",
+                                      "Which one do you want?"]
+    assert r.pairs["fr"].iloc[3] == "Qui êtes-vous ?"  # the matched group, as the lesson kept
+    assert r.pairs["line"].tolist() == [1, 3, 4, 5, 6, 7]
+
+
+def test_filter_on_shared_tarball_gives_8623_pairs(shared_tarball: Path) -> None:
+    r = filter_pairs(shared_tarball, EN_RX, FR_RX)
+    assert (r.lines, len(r.pairs)) == (167_130, 8_623)
+
+
+@pytest.mark.parametrize("en_rx", [EN_RX, r"(\w+)\?", r"^W[^?]*", r"h.$", r"o\s+\w"])
+def test_block_filter_agrees_with_line_by_line(tmp_path: Path, en_rx: str,
+                                               monkeypatch) -> None:
+    # Small blocks and patterns that can run across newlines exercise the block matcher's
+    # fallback; the result must equal re.search on each line alone.
+    monkeypatch.setattr("pipeline.corpus.BLOCK_BYTES", 64)
+    rnd = random.Random(1)
+    words = ["What", "Who?", "is", "it?", "?", ".", "!", "Why", "no", "h", "\u00e9t\u00e9", ""]
+    en = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(500)]
+    fr = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(500)]
+    r = filter_pairs(make_tarball(tmp_path / "r.tar", en, fr), en_rx, r"\w(.)")
+    expected = filter_pairs_naive(en, fr, en_rx, r"\w(.)")
+    assert list(zip(r.pairs["line"], r.pairs["fr"], r.pairs["en"])) == expected
+    assert len(expected) > 0
+
+
+def test_filter_reads_concatenated_gzip_streams(tmp_path: Path) -> None:
+    en = gz_lines(EN_LINES[:4]) + gz_lines(EN_LINES[4:])
+    fr = gz_lines(FR_LINES[:2]) + gz_lines(FR_LINES[2:])
+    r = filter_pairs(make_tarball(tmp_path / "c.tar", members={EN: en, FR: fr}), EN_RX, FR_RX)
+    assert len(r.pairs) == 6
+
+
+def _bad(tmp_path: Path, **kw) -> Path:
+    return make_tarball(tmp_path / "bad.tar", **kw)
+
+
+def test_filter_missing_member(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"bad\.tar: tarball lacks member\(s\) .*fr\.gz"):
+        filter_pairs(_bad(tmp_path, members={EN: gz_lines(EN_LINES)}), EN_RX, FR_RX)
+
+
+def test_filter_different_line_counts(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"different line counts \(.*en\.gz: 8, .*fr\.gz: 7\)"):
+        filter_pairs(_bad(tmp_path, fr=FR_LINES[:-1]), EN_RX, FR_RX)
+    with pytest.raises(PipelineError, match=r"en\.gz: 7, .*fr\.gz: 8\)"):
+        filter_pairs(_bad(tmp_path, en=EN_LINES[:-1]), EN_RX, FR_RX)
+
+
+def test_filter_invalid_utf8_names_member_and_line(tmp_path: Path) -> None:
+    fr = "".join(line + "\n" for line in FR_LINES).encode()
+    fr = fr.replace("Bonjour".encode(), b"Bon\xffjour")
+    path = _bad(tmp_path, members={EN: gz_lines(EN_LINES), FR: gzip.compress(fr)})
+    with pytest.raises(PipelineError, match=r"fr\.gz line 2: invalid UTF-8"):
+        filter_pairs(path, EN_RX, FR_RX)
+
+
+def test_filter_keeps_zero_pairs(tarball: Path) -> None:
+    with pytest.raises(PipelineError, match=r"small\.tar: the filter kept no pairs of 8 lines"):
+        filter_pairs(tarball, r"^Zzz", FR_RX)
+
+
+def test_filter_invalid_regex(tarball: Path) -> None:
+    with pytest.raises(PipelineError, match="invalid regex"):
+        filter_pairs(tarball, r"^(Wh", FR_RX)
+
+
+def test_filter_truncated_tarball(shared_tarball: Path, tmp_path: Path) -> None:
+    data = shared_tarball.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[: len(data) * 3 // 4])  # ends inside the French member
+    with pytest.raises(PipelineError, match=r"cut\.tar: .*truncated"):
+        filter_pairs(cut, EN_RX, FR_RX)
+
+
+def test_filter_corrupt_gzip(tmp_path: Path) -> None:
+    en = bytearray(gz_lines(EN_LINES * 50))
+    en[len(en) // 2] ^= 0xFF
+    path = _bad(tmp_path, members={EN: bytes(en), FR: gz_lines(FR_LINES * 50)})
+    with pytest.raises(PipelineError, match=r"en\.gz is corrupt|en\.gz.*truncated"):
+        filter_pairs(path, EN_RX, FR_RX)
+
+
+def test_filter_not_a_tar(tmp_path: Path) -> None:
+    path = tmp_path / "x.tar"
+    path.write_bytes(b"this is not a tarball" * 100)
+    with pytest.raises(PipelineError, match=r"x\.tar: truncated or corrupt tar archive"):
+        filter_pairs(path, EN_RX, FR_RX)
+
+
+# --- tokenize -----------------------------------------------------------------------------
+def test_tokenize_normalizes_no_break_spaces_and_case() -> None:
+    assert tokenize("Quel est ton nom\u202f?", "fr") == ["quel", "est", "ton", "nom", "?"]
+    assert tokenize("Quel est ton nom\u00a0?", "fr") == tokenize("Quel est ton nom ?", "fr")
+    assert tokenize("Who is NASA?", "en") == ["who", "is", "t_up", "nasa", "?"]
+    assert tokenize("Who is NASA?", "en", lowercase=False, mark_caps=False) == \
+        ["Who", "is", "NASA", "?"]
+    assert tokenize("Qu'est-ce que c'est ?", "fr")[0] == "qu'"
+
+
+def test_parallel_tokenization_equals_serial() -> None:
+    pairs = pd.DataFrame({"fr": FR_LINES * 30, "en": EN_LINES * 30,
+                          "line": np.arange(240) + 1})
+    p = TokenizeParams()
+    one = tokenize_pairs(pairs, p, workers=1, progress=False)
+    two = tokenize_pairs(pairs, p, workers=3, progress=False)
+    assert one["line"].tolist() == two["line"].tolist() == pairs["line"].tolist()
+    assert [list(x) for x in one["en_tokens"]] == [list(x) for x in two["en_tokens"]]
+    assert [list(x) for x in one["fr_tokens"]] == [list(x) for x in two["fr_tokens"]]
+
+
+# --- vocab --------------------------------------------------------------------------------
+def test_vocab_specials_order_and_unknowns() -> None:
+    itos = build_vocab([["a", "b", "a"], ["c", "a", "b"]], max_size=2)
+    assert itos == ["_bos_", "_pad_", "_eos_", "_unk", "a", "b"]
+    tokens = pd.DataFrame({"fr_tokens": [["a", "b", "a"], ["c", "a", "b"]] * 5,
+                           "en_tokens": [["x"], ["y", "x"]] * 5, "line": range(10)})
+    vocabs, ids, stats = build_ids(tokens, VocabParams(max_size=2, max_len_percentile=100))
+    assert list(ids["fr_ids"][1]) == [UNK, 4, 5, EOS]
+    assert list(ids["en_ids"][0]) == [4, EOS]
+    assert stats["fr_unk_tokens"] == 5
+
+
+def test_vocab_truncates_at_percentile() -> None:
+    tokens = pd.DataFrame({"fr_tokens": [["a"] * n for n in range(1, 101)],
+                           "en_tokens": [["b"]] * 100, "line": range(100)})
+    _, ids, stats = build_ids(tokens, VocabParams(max_len_percentile=50))
+    assert stats["fr_max_len"] == int(np.percentile(np.arange(2, 102), 50))
+    assert max(len(s) for s in ids["fr_ids"]) == stats["fr_max_len"]
+
+
+def test_split_is_the_lessons() -> None:
+    np.random.seed(42)
+    expected = np.random.rand(1000) > 0.1
+    assert (split_mask(1000, 0.1, 42) == expected).all()
+
+
+# --- embeddings ---------------------------------------------------------------------------
+def _write_vec(path: Path, rows: dict[str, list[float]], header: bool = True) -> Path:
+    dim = len(next(iter(rows.values())))
+    text = (f"{len(rows)} {dim}\n" if header else "") + "".join(
+        w + " " + " ".join(str(x) for x in v) + " \n" for w, v in rows.items())
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", ["v.vec", "v.vec.gz"])
+def test_read_vec_keeps_only_vocabulary_words(tmp_path: Path, name: str) -> None:
+    path = _write_vec(tmp_path / name, {"chat": [1, 2, 3], "chien": [4, 5, 6],
+                                         "été": [7, 8, 9]})
+    got = read_vectors(path, {"chat", "été", "absent"}, dim=3)
+    assert set(got) == {"chat", "été"}
+    assert got["été"].tolist() == [7, 8, 9]
+    matrix, cov = build_matrix(["_bos_", "_pad_", "_eos_", "_unk", "chat", "absent", "été"],
+                               got, 3)
+    assert matrix.dtype == np.float32 and matrix.shape == (7, 3)
+    assert (matrix[5] == 0).all() and matrix[4].tolist() == [1, 2, 3]
+    assert cov == {"words": 3, "with_vector": 2, "missing": 1, "missing_examples": ["absent"]}
+
+
+def test_vectors_of_wrong_dimension(tmp_path: Path) -> None:
+    path = _write_vec(tmp_path / "v.vec", {"chat": [1, 2, 3]})
+    with pytest.raises(PipelineError, match=r"v\.vec: vectors have dimension 3, .*dim is 300"):
+        read_vectors(path, {"chat"}, dim=300)
+    path = _write_vec(tmp_path / "n.vec", {"chat": [1, 2, 3]}, header=False)
+    with pytest.raises(PipelineError, match=r"n\.vec: line 1 has 3 values, expected .*=4"):
+        read_vectors(path, {"chat"}, dim=4)
+
+
+def test_trained_vectors_and_bin_format(tmp_path: Path) -> None:
+    import fasttext
+
+    sentences = [["qui", "est", "là", "?"], ["où", "est", "la", "gare", "?"]] * 50
+    p = FastTextTrainParams(epochs=2, bucket=1000)
+    vecs = train_vectors(sentences, 8, p)
+    assert set(vecs) >= {"qui", "gare", "?"} and vecs["qui"].shape == (8,)
+    # the .bin reader: a model saved by fastText itself
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in sentences))
+    model = fasttext.train_unsupervised(str(corpus), dim=8, epoch=1, minCount=1, bucket=1000,
+                                        thread=1, verbose=0)
+    model.save_model(str(tmp_path / "m.bin"))
+    got = read_vectors(tmp_path / "m.bin", {"gare", "inconnu"}, dim=8)
+    assert set(got) == {"gare"}
+    with pytest.raises(PipelineError, match=r"m\.bin: vectors have dimension 8"):
+        read_vectors(tmp_path / "m.bin", {"gare"}, dim=300)
