@@ -29,16 +29,19 @@ READ_SIZE = 1 << 20  # compressed bytes per read
 BLOCK_BYTES = 1 << 22  # English bytes matched per block
 
 
-def check_tarball(path: str | Path) -> None:
-    """Fail with one line unless `path` is a tar holding the two Giga-fren members."""
+def check_tarball(path: str | Path, name: str | None = None) -> None:
+    """Fail with one line unless `path` is a tar holding the two Giga-fren members.
+
+    `name` is what the message calls the file (where it came from), `path` by default."""
+    name = name or str(path)
     try:
         with tarfile.open(path, "r:") as tar:
             names = set(tar.getnames())
     except (tarfile.TarError, OSError) as e:
-        raise PipelineError(f"{path}: truncated or corrupt tar archive ({e})") from None
+        raise PipelineError(f"{name}: truncated or corrupt tar archive ({e})") from None
     missing = [m for m in (EN_MEMBER, FR_MEMBER) if m not in names]
     if missing:
-        raise PipelineError(f"{path}: tarball lacks member(s) {', '.join(missing)}")
+        raise PipelineError(f"{name}: tarball lacks member(s) {', '.join(missing)}")
 
 
 def _inflate(tar_path: Path, member: str) -> Iterator[bytes]:

@@ -54,6 +54,13 @@ class Seq2Seq(nn.Module):
             self.att_dec = nn.Linear(emb_dim, cfg.att_hidden)
             self.att_v = nn.Parameter(torch.randn(cfg.att_hidden) / cfg.att_hidden ** 0.5)
             self.att_combine = nn.Linear(emb_dim + enc_out, emb_dim)  # word + context -> input
+            if cfg.att_output:  # the output also sees the context (Bahdanau et al., 2015)
+                self.att_out = nn.Linear(emb_dim + enc_out, emb_dim)
+        with torch.no_grad():  # random init's spread; the lesson kept PyTorch's N(0, 1)
+            self.src_emb.weight.normal_(0, cfg.emb_std)
+            self.tgt_emb.weight.normal_(0, cfg.emb_std)
+            self.src_emb.weight[PAD] = 0
+            self.tgt_emb.weight[PAD] = 0
 
     # ----------------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor, src_len: torch.Tensor
@@ -125,6 +132,8 @@ class Seq2Seq(nn.Module):
                 x = self.att_combine(torch.cat([x, ctx], dim=1))
                 attns.append(w)
             out, h = self.decoder(x.unsqueeze(1), h)
+            if self.cfg.attention and self.cfg.att_output:
+                out = torch.tanh(self.att_out(torch.cat([out[:, 0], ctx], dim=1))).unsqueeze(1)
             outs.append(out)
             if t == steps - 1:
                 step_logits.append(None)

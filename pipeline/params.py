@@ -96,7 +96,9 @@ class ModelConfig:
     bidirectional: bool = False
     attention: bool = False
     att_hidden: int = 300
+    att_output: bool = True
     mask_padding: bool = True
+    emb_std: float = 1.0
 
 
 @dataclass
@@ -211,3 +213,34 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
         from_dict(ModelConfig, model, f"variants.{variant}.model"),
         from_dict(TrainConfig, train, f"variants.{variant}.train"),
     )
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k),
+                                                                              dict) else v
+    return out
+
+
+def _merge_main(argv: list[str]) -> None:
+    """python -m pipeline.params merge PARAMS OVERRIDES|- [key.path=value ...] (in place)."""
+    if len(argv) < 3 or argv[0] != "merge":
+        raise SystemExit("usage: python -m pipeline.params merge PARAMS OVERRIDES|- [k.k=v ...]")
+    params = load_params(argv[1])
+    if argv[2] != "-":
+        params = deep_merge(params, load_params(argv[2]))
+    for item in argv[3:]:
+        key, _, value = item.partition("=")
+        node = params
+        *parents, last = key.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = yaml.safe_load(value)
+    Path(argv[1]).write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _merge_main(sys.argv[1:])

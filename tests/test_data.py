@@ -79,7 +79,7 @@ def test_filter_different_line_counts(tmp_path: Path) -> None:
 
 def test_filter_invalid_utf8_names_member_and_line(tmp_path: Path) -> None:
     fr = "".join(line + "\n" for line in FR_LINES).encode()
-    fr = fr.replace("Bonjour".encode(), b"Bon\xffjour")
+    fr = fr.replace(b"Bonjour", b"Bon\xffjour")
     path = _bad(tmp_path, members={EN: gz_lines(EN_LINES), FR: gzip.compress(fr)})
     with pytest.raises(PipelineError, match=r"fr\.gz line 2: invalid UTF-8"):
         filter_pairs(path, EN_RX, FR_RX)

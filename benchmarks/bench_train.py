@@ -1,0 +1,98 @@
+"""Training-step speed of each variant at the lesson's sizes: project vs the lesson's way.
+
+    python benchmarks/bench_train.py [--steps 3] [--device cpu|cuda] [--variants ...]
+
+One step = forward, loss, backward, optimizer, on random token ids: batch 125, source length
+30, target length 25, vocabularies 24,793 (fr) / 17,573 (en), embeddings 300, hidden 256,
+2 layers. The reference (benchmarks/reference.py) and the project's path run the same model
+with the same parameters, interleaved step by step in one process so both see the same
+machine load; the table gives the median time per step, tokens per second and the time of
+an epoch of 45,219 pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference import reference_step  # noqa: E402
+
+from pipeline.model import build_model  # noqa: E402
+from pipeline.params import VARIANTS, load_params, variant_configs  # noqa: E402
+from pipeline.train import make_optimizer, train_step  # noqa: E402
+
+B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per way (after 1 warm-up)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--precisions", nargs="*", default=["fp32", "bf16"])
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() \
+        or platform.machine()
+    print(f"device: {device} ({name}), torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}")
+    print("| variant | way | ms/step | tokens/s | epoch (45,219 pairs) | speed-up |")
+    print("|---|---|---:|---:|---:|---:|")
+    g = torch.Generator().manual_seed(0)
+    src = torch.randint(4, V_FR, (B, S), generator=g).to(device)
+    src_len = torch.full((B,), S, dtype=torch.long).to(device)
+    tgt = torch.randint(4, V_EN, (B, T), generator=g).to(device)
+    for variant in args.variants:
+        mcfg, tcfg = variant_configs(params, variant)
+        force = [tcfg.teacher_forcing] * T  # our default schedule: always forced when on
+        torch.manual_seed(0)
+        ref_model = build_model(mcfg, V_FR, V_EN, EMB).to(device).train()
+        ref_opt = torch.optim.Adam(ref_model.parameters(), lr=1e-4)  # the default Adam
+        ways = {"reference": lambda m=ref_model, o=ref_opt, f=force: reference_step(
+            m, o, src, src_len, tgt, f)}
+        for precision in args.precisions:
+            cfg = type(tcfg)(**{**tcfg.__dict__, "precision": precision, "lr": 1e-4})
+            torch.manual_seed(0)
+            m = build_model(mcfg, V_FR, V_EN, EMB).to(device).train()
+            opt = make_optimizer(m, cfg, device)
+            ways[f"project {precision}"] = (
+                lambda m=m, o=opt, c=cfg, f=force: train_step(m, _Batch(src, src_len, tgt), o,
+                                                              c, device, f))
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for step in range(args.steps + 1):
+            for way, fn in ways.items():
+                sync(device)
+                t0 = time.perf_counter()
+                fn()
+                sync(device)
+                if step > 0:  # the first step warms up allocators and kernels
+                    times[way].append(time.perf_counter() - t0)
+        ref = statistics.median(times["reference"])
+        for way, ts in times.items():
+            t = statistics.median(ts)
+            epoch = t * math.ceil(PAIRS / B)
+            print(f"| {variant} | {way} | {t * 1e3:.0f} | {B * T / t:,.0f} | {epoch:.0f} s | "
+                  f"{ref / t:.2f}x |", flush=True)
+
+
+class _Batch:
+    def __init__(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor) -> None:
+        self.src, self.src_len, self.tgt = src, src_len, tgt
+
+
+if __name__ == "__main__":
+    main()

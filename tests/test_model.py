@@ -1,0 +1,178 @@
+"""The model's variants, masking, schedules, losses, BLEU, and resuming a killed run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.data import Split
+from pipeline.metrics import bleu
+from pipeline.model import build_model
+from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs
+from pipeline.train import fit, load_checkpoint, one_cycle_lr, pr_force, seq_loss
+from pipeline.vocab import EOS, PAD
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC_V, TGT_V, EMB = 37, 29, 12
+
+
+def small_cfg(variant: str, **over) -> ModelConfig:
+    cfg, _ = variant_configs(load_params(ROOT / "params.yaml"), variant)
+    return ModelConfig(**{**cfg.__dict__, "enc_hidden": 10, "att_hidden": 9, **over})
+
+
+def batch(b: int, s: int, t: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.randint(1, s + 1, (b,), generator=g)
+    lens[0] = s
+    src = torch.randint(4, SRC_V, (b, s), generator=g)
+    src[torch.arange(s)[None, :] >= lens[:, None]] = PAD
+    tgt = torch.randint(4, TGT_V, (b, t), generator=g)
+    return src, lens, tgt
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("b,s,t", [(1, 1, 1), (3, 7, 5), (5, 2, 9)])
+def test_shapes_of_every_variant(variant: str, b: int, s: int, t: int) -> None:
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB)
+    src, lens, tgt = batch(b, s, t)
+    for force in (None, [True] * t, [i % 2 == 0 for i in range(t)]):
+        assert model(src, lens, tgt, force=force).shape == (b, t, TGT_V)
+    logits, att = model(src, lens, max_len=4, return_attention=True)
+    assert logits.shape == (b, 4, TGT_V)
+    if model.cfg.attention:
+        assert att.shape == (b, 4, s)
+        assert torch.allclose(att.sum(-1), torch.ones(b, 4))
+    else:
+        assert att is None
+
+
+@pytest.mark.parametrize("variant", ["attention", "all"])
+def test_attention_never_looks_at_padding(variant: str) -> None:
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
+    src, lens, tgt = batch(4, 6, 5)
+    _, att = model(src, lens, max_len=5, return_attention=True)
+    pad_mask = torch.arange(6)[None, :] >= lens[:, None]
+    assert (att.masked_select(pad_mask[:, None, :].expand_as(att)) == 0).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_extra_padding_changes_nothing(variant: str) -> None:
+    # A sentence must translate the same whatever length its batch is padded to.
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
+    src, lens, tgt = batch(3, 5, 4)
+    wider = torch.cat([src, torch.full((3, 4), PAD)], dim=1)
+    with torch.no_grad():
+        a = model(src, lens, tgt, force=[True] * 4)
+        b = model(wider, lens, tgt, force=[True] * 4)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_lesson_mode_lets_padding_in() -> None:
+    model = build_model(small_cfg("attention", mask_padding=False), SRC_V, TGT_V, EMB).eval()
+    src, lens, _ = batch(3, 5, 4)
+    _, att = model(src, lens, max_len=3, return_attention=True)
+    pad_mask = torch.arange(5)[None, :] >= lens[:, None]
+    assert (att.masked_select(pad_mask[:, None, :].expand_as(att)) > 0).any()
+
+
+def test_fast_paths_equal_the_step_by_step_decoder() -> None:
+    # All-forced decoding takes the one-GRU-call path; forcing every step but the last
+    # through the step loop must give the same logits and gradients.
+    torch.manual_seed(0)
+    model = build_model(small_cfg("teacher_forcing"), SRC_V, TGT_V, EMB).eval()
+    src, lens, tgt = batch(4, 6, 7)
+    fast = model(src, lens, tgt, force=[True] * 7)
+    slow = model(src, lens, tgt, force=[True] * 5 + [False, True])
+    assert torch.allclose(fast[:, :6], slow[:, :6], atol=1e-5)
+
+
+def test_embeddings_from_vectors_scaled_and_missing_rows_random() -> None:
+    vectors = torch.zeros(SRC_V, EMB)
+    vectors[5:] = torch.randn(SRC_V - 5, EMB) * 0.3
+    cfg = small_cfg("basic")
+    model = build_model(cfg, SRC_V, TGT_V, EMB, src_vectors=vectors)
+    w = model.src_emb.weight.detach()
+    ratio = w[5:] / vectors[5:]
+    assert torch.allclose(ratio, ratio[0, 0].expand_as(ratio), rtol=1e-4)  # one scale factor
+    assert w[5:].std().item() == pytest.approx(cfg.emb_std, rel=0.3)
+    assert (w[4] != 0).any() and (w[PAD] == 0).all()
+
+
+# --- schedules and losses -----------------------------------------------------------------
+def test_one_cycle_is_the_lessons_clr() -> None:
+    total, lr = 1000, 2e-3
+    assert one_cycle_lr(0, total, lr, 20, 10) == pytest.approx(lr / 20)
+    assert one_cycle_lr(100, total, lr, 20, 10) == pytest.approx(lr)
+    assert one_cycle_lr(50, total, lr, 20, 10) == pytest.approx(lr / 20 * (1 + 0.5 * 19))
+    assert one_cycle_lr(1000, total, lr, 20, 10) == pytest.approx(lr / 20)
+    assert one_cycle_lr(550, total, lr, 20, 10) == pytest.approx(lr / 20 * (1 + 0.5 * 19))
+
+
+def test_teacher_forcing_schedule() -> None:
+    lesson = TrainConfig(teacher_forcing=True, pr_force_start=1.0, pr_force_end=0.0,
+                         pr_force_epochs=10)
+    assert [round(pr_force(e, lesson), 6) for e in (0, 1, 9, 10, 14)] == [1, 0.9, 0.1, 0, 0]
+    assert pr_force(3, TrainConfig(teacher_forcing=False)) == 0.0
+    assert pr_force(7, TrainConfig(teacher_forcing=True)) == 1.0  # our default: always
+
+
+def test_losses_on_hand_made_examples() -> None:
+    tgt = torch.tensor([[5, EOS, PAD]])
+    logits = torch.full((1, 3, 8), -1e4)
+    logits[0, 0, 5] = logits[0, 1, EOS] = 0.0  # perfectly sure and right on the real tokens
+    logits[0, 2, :] = 0.0  # uniform over 8 classes where the target is padding
+    assert seq_loss(logits, tgt).item() == pytest.approx(0.0, abs=1e-6)
+    assert seq_loss(logits, tgt, pad_in_loss=True).item() == pytest.approx(math.log(8) / 3)
+    # the lesson pads short outputs with zero logits (uniform) and cuts long ones
+    short = logits[:, :2]
+    assert seq_loss(short, tgt, pad_in_loss=True).item() == pytest.approx(math.log(8) / 3)
+    long = torch.cat([logits, torch.zeros(1, 2, 8)], dim=1)
+    assert seq_loss(long, tgt, pad_in_loss=True).item() == pytest.approx(math.log(8) / 3)
+
+
+def test_bleu_on_hand_made_examples() -> None:
+    score, sig = bleu(["what is this ?"], ["what is this ?"])
+    assert score == pytest.approx(100.0)
+    assert "tok:none" in sig
+    assert bleu(["a b c d"], ["w x y z"])[0] == pytest.approx(0.0)
+    # tokens are taken as they are: "this?" is not "this ?"
+    assert bleu(["what is this?"], ["what is this ?"])[0] < 100
+
+
+# --- resume ---------------------------------------------------------------------------------
+def toy_split(n: int, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    fr = [list(rng.integers(4, SRC_V, rng.integers(1, 6))) + [EOS] for _ in range(n)]
+    en = [[4 + (x % (TGT_V - 4)) for x in s[:-1]] + [EOS] for s in fr]
+    return Split(pd.DataFrame({"fr_ids": fr, "en_ids": en, "line": range(n)}))
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, teacher_forcing=True,
+                      pr_force_start=1.0, pr_force_end=0.0, pr_force_epochs=4)
+    train, valid = toy_split(40, 1), toy_split(10, 2)
+
+    def run(stop_after: int | None, ckpt: Path, state=None):
+        torch.manual_seed(0)
+        model = build_model(small_cfg("all"), SRC_V, TGT_V, EMB)
+        r = fit(model, train, valid, cfg, torch.device("cpu"), ckpt, "fp", state,
+                stop_after=stop_after)
+        return model, r
+
+    whole, r_whole = run(None, tmp_path / "a.pt")
+    run(2, tmp_path / "b.pt")  # "killed" after epoch 2; its checkpoint stays
+    state = load_checkpoint(tmp_path / "b.pt", "fp")
+    assert state["epoch"] == 2
+    resumed, r_resumed = run(None, tmp_path / "b.pt", state)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["val_loss"] for h in r_whole["history"]] == \
+        [h["val_loss"] for h in r_resumed["history"]]
+    assert load_checkpoint(tmp_path / "b.pt", "other params") is None

@@ -1,0 +1,133 @@
+"""The DVC pipeline end to end in a scratch copy of the project, and the translate command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def sh(cmd: list[str] | str, cwd: Path, check: bool = True, stdin: str | None = None
+       ) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True,
+                       text=True, env=ENV, input=stdin)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def set_params(ws: Path, *assignments: str) -> None:
+    sh([sys.executable, "-m", "pipeline.params", "merge", "params.yaml", "-",
+        *assignments], ws)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Path) -> Path:
+    """The project's files in a fresh git repo, data stages run on the shared tarball."""
+    ws = tmp_path_factory.mktemp("ws")
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                            "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (ws / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, ws / f)
+    for d in ("metrics", "models", "data"):
+        shutil.rmtree(ws / d, ignore_errors=True)
+    set_params(ws, f"data.url={shared_tarball_path}", "train.threads=2",
+               "variants.basic.train.epochs=1", "embeddings.train.epochs=1")
+    sh("git init -q && git add -A && git -c user.name=t -c user.email=t@localhost "
+       "commit -qm t", ws)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def shared_tarball_path() -> Path:
+    from conftest import SHARED_TARBALL
+
+    if not SHARED_TARBALL.exists():
+        pytest.skip("shared tarball missing")
+    return SHARED_TARBALL
+
+
+@pytest.mark.slow
+def test_data_stages_run_then_skip_then_rerun_only_what_changed(workspace: Path) -> None:
+    out = sh(["dvc", "repro", "embeddings"], workspace).stdout
+    for stage in ("download", "filter", "tokenize", "vocab", "embeddings"):
+        assert f"Running stage '{stage}'" in out
+    assert json.loads((workspace / "metrics/filter.json").read_text())["pairs_kept"] == 8623
+    vocab = json.loads((workspace / "metrics/vocab.json").read_text())
+    assert (vocab["train_pairs"], vocab["valid_pairs"]) == (7723, 900)
+
+    again = sh(["dvc", "repro", "embeddings"], workspace).stdout
+    assert "Running stage" not in again
+
+    set_params(workspace, "vocab.max_size=1000")
+    changed = sh(["dvc", "repro", "embeddings"], workspace).stdout
+    assert "Running stage 'vocab'" in changed and "Running stage 'embeddings'" in changed
+    for stage in ("download", "filter", "tokenize"):
+        assert f"Running stage '{stage}'" not in changed
+    assert len(json.loads((workspace / "data/processed/vocab_en.json").read_text())) == 1004
+
+
+@pytest.mark.slow
+def test_bad_data_url_is_one_line_error(workspace: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a.tar"
+    bad.write_bytes(b"nope" * 100)
+    ws_params = (workspace / "params.yaml").read_text()
+    try:
+        set_params(workspace, f"data.url={bad}")
+        r = sh([sys.executable, "-m", "stages.download"], workspace, check=False)
+        assert r.returncode == 1
+        assert r.stderr.strip().splitlines()[-1].startswith(f"error: {bad}")
+        assert len(r.stderr.strip().splitlines()) == 1
+        # the earlier good tarball stays; nothing half-made is left beside it
+        assert (workspace / "data/raw/training-giga-fren.tar").stat().st_size == \
+            (workspace / ws_params.split("url: ")[1].split()[0]).stat().st_size
+        assert not (workspace / "data/raw/incoming.tar").exists()
+    finally:
+        (workspace / "params.yaml").write_text(ws_params)
+        sh(["dvc", "checkout", "-q", "download"], workspace, check=False)
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
+    sh(["dvc", "repro", "evaluate@basic"], workspace)
+    first = json.loads((workspace / "metrics/basic.json").read_text())
+    sh(["dvc", "repro", "-f", "-s", "train@basic"], workspace)
+    sh(["dvc", "repro", "-f", "-s", "evaluate@basic"], workspace)
+    second = json.loads((workspace / "metrics/basic.json").read_text())
+    for key in ("val_loss", "val_loss_lesson", "val_bleu"):
+        assert first[key] == second[key], key
+    assert (workspace / "reports/basic/samples.tsv").read_text().startswith(
+        "source\treference\tprediction")
+
+    model = str(workspace / "models/basic")
+    text = "Où est la gare ?\n\nQui est xyzzyplugh ?\n" + "Pourquoi " * 80 + "?\n"
+    r = sh(["fren-nmt", "translate", "--model", model], workspace, stdin=text)
+    lines = r.stdout.split("\n")
+    assert len(lines) == 5 and lines[-1] == ""  # four lines out, each ending in a newline
+    assert lines[0].strip() and lines[1] == "" and lines[2].strip()
+    assert "warning: line 4 cut to the model's" in r.stderr
+
+    r = sh(["fren-nmt", "translate", "--model", str(workspace / "nope")], workspace,
+           check=False, stdin="Qui ?\n")
+    assert r.returncode == 1 and "not a model directory" in r.stderr
+
+    broken = workspace / "broken-model"
+    shutil.copytree(model, broken)
+    cfg = json.loads((broken / "config.json").read_text())
+    cfg["emb_dim"] = 17
+    (broken / "config.json").write_text(json.dumps(cfg))
+    r = sh(["fren-nmt", "translate", "--model", str(broken)], workspace, check=False,
+           stdin="Qui ?\n")
+    assert r.returncode == 1 and "model.pt does not fit config.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
