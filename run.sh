@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install.sh
-export OMP_WAIT_POLICY=PASSIVE
 if [ $# -eq 0 ]; then
   dvc repro
 else

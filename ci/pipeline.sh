@@ -19,7 +19,6 @@ cd "$work"
 python3 -m pipeline.params merge params.yaml "$repo/ci/params.yaml" "data.url=$tarball"
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm ci
 rm -rf metrics/*.json
-export OMP_WAIT_POLICY=PASSIVE
 start=$(date +%s)
 dvc repro -q
 echo "ci pipeline: dvc repro took $(( $(date +%s) - start ))s"

@@ -11,9 +11,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from pipeline.files import PipelineError, read_json, write_json
+from pipeline.params import load_params
 
 HIGHER_IS_BETTER = {"val_bleu", "val_bleu_beam"}
 LOWER_IS_BETTER = {"val_loss", "val_loss_lesson"}
@@ -70,15 +69,7 @@ def load_current(folder: str | Path, variants: list[str]) -> dict[str, dict[str,
 
 def load_tolerances(path: str | Path) -> dict[str, float]:
     """{metric: how much worse it may get}; the key `default` covers the others."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        raise PipelineError(f"{path}: not valid YAML ({e})".replace("\n", " ")) from None
-    if not isinstance(data, dict):
-        raise PipelineError(f"{path}: expected a mapping of metric: tolerance")
+    data = load_params(path)  # any YAML mapping, read with the same one-line errors
     tol = {k: _number(v, f"{path}: {k}") for k, v in data.items()}
     if any(v < 0 for v in tol.values()):
         raise PipelineError(f"{path}: tolerances must not be negative")

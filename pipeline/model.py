@@ -165,8 +165,8 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,
                 ) -> Seq2Seq:
     """The model, with embedding rows taken from pretrained vectors where they have one.
 
-    Vectors are scaled so that their spread matches the random init's (std 1), as the lesson
-    did with its x3 on fastText vectors; rows of zeros (no vector) keep the random init.
+    Vectors are scaled so that their spread matches the random init's (model.emb_std), as the
+    lesson did with its x3 on fastText vectors; rows of zeros (no vector) keep the random init.
     """
     model = Seq2Seq(cfg, src_vocab, tgt_vocab, emb_dim)
     for emb, vectors in ((model.src_emb, src_vectors), (model.tgt_emb, tgt_vectors)):

@@ -98,14 +98,14 @@ class ModelConfig:
     att_hidden: int = 300
     att_output: bool = True
     mask_padding: bool = True
-    emb_std: float = 1.0
+    emb_std: float = 0.1
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 12
     lr: float = 3e-3
-    batch_size: int = 125
+    batch_size: int = 16
     betas: tuple[float, float] = (0.8, 0.99)
     clr_div: float = 20
     clr_pct: float = 10
@@ -132,7 +132,7 @@ class TrainConfig:
 
 @dataclass
 class EvaluateParams:
-    batch_size: int = 250
+    batch_size: int = 125
     samples: int = 20
     heatmaps: int = 4
     max_decode_len: int = 0

@@ -35,13 +35,13 @@ def main() -> None:
     tokens = pd.read_parquet(TOKENS).set_index("line")
     refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
     max_len = ev.max_decode_len or max(len(t) for t in valid.tgt)
-    hyp_ids = translate_split(model, valid, tcfg.batch_size, max_len, device)
+    hyp_ids = translate_split(model, valid, ev.batch_size, max_len, device)
     hyps = [" ".join(ids_to_tokens(h, vocab_en)) for h in hyp_ids]
     score, signature = bleu(hyps, refs)
     trained = read_json(MODELS / variant / "train.json")
     metrics = {
-        "val_loss_lesson": lesson_val_loss(model, valid, tcfg.batch_size, device),
-        "val_loss": validation_loss(model, valid, tcfg.batch_size, device),
+        "val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
+        "val_loss": validation_loss(model, valid, ev.batch_size, device),
         "val_bleu": score,
         "bleu_signature": signature,
         "epochs": trained["epochs"],

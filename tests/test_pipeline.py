@@ -131,3 +131,16 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
            stdin="Qui ?\n")
     assert r.returncode == 1 and "model.pt does not fit config.json" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_lr_find_writes_plot_and_data(workspace: Path) -> None:
+    sh(["dvc", "repro", "embeddings"], workspace)
+    r = sh(["fren-nmt", "lr-find", "--variant", "attention", "--batches", "6", "--out",
+            "lrf"], workspace)
+    assert "lowest loss at lr" in r.stdout
+    rows = (workspace / "lrf/attention.tsv").read_text().splitlines()
+    assert rows[0] == "lr\tloss" and 2 <= len(rows) - 1 <= 6
+    lrs = [float(row.split("\t")[0]) for row in rows[1:]]
+    assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-5)
+    assert (workspace / "lrf/attention.png").read_bytes()[:4] == b"\x89PNG"
