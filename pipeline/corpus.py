@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.files import PipelineError
@@ -95,8 +94,9 @@ class _Lines:
     def __init__(self, chunks: Iterator[bytes], tar_path: Path, member: str) -> None:
         self.chunks, self.tar_path, self.member = chunks, tar_path, member
         self.buf = b""
-        self.line = 0  # lines handed out so far
+        self.line = 0  # lines decoded so far
         self.ended = False
+        self.pending: list[str] = []  # decoded lines not yet handed out by lines()
 
     def _more(self) -> bool:
         c = next(self.chunks, None)
@@ -119,13 +119,15 @@ class _Lines:
         out, self.buf = self.buf[:cut], self.buf[cut:]
         return out
 
-    def take(self, n: int) -> bytes:
-        """Exactly `n` whole lines, or fewer if the stream ends first."""
-        while self.buf.count(b"\n") < n and self._more():
-            pass
-        newlines = np.flatnonzero(np.frombuffer(self.buf, np.uint8) == 10)
-        pos = int(newlines[min(n, len(newlines)) - 1]) + 1 if len(newlines) and n else 0
-        out, self.buf = self.buf[:pos], self.buf[pos:]
+    def lines(self, n: int) -> list[str]:
+        """The next `n` lines as strings (fewer if the stream ends first).
+
+        Blocks are decoded and split whole; lines beyond `n` wait in `pending` for the next
+        call, so no line is looked for byte by byte."""
+        while len(self.pending) < n and not self.ended:
+            text = self.decode(self.block(BLOCK_BYTES))
+            self.pending.extend(text.split("\n")[:-1])
+        out, self.pending = self.pending[:n], self.pending[n:]
         return out
 
     def decode(self, data: bytes) -> str:
@@ -200,14 +202,10 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
         n = en.line - first
         if n == 0:
             break
-        fr_text = fr.decode(fr.take(n))
-        if fr.line - first != n:
+        fr_lines = fr.lines(n)
+        if len(fr_lines) != n:
             break  # French ended first; counted below
-        hits = _search_block(rx_en_block, rx_en, en_text)
-        if not hits:
-            continue
-        fr_lines = fr_text.split("\n")
-        for i, en_kept in hits:
+        for i, en_kept in _search_block(rx_en_block, rx_en, en_text):
             if (m := rx_fr.search(fr_lines[i])) is not None:
                 out_fr.append(_first_group(m))
                 out_en.append(en_kept)

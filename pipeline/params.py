@@ -40,7 +40,7 @@ class TokenizeParams:
     mark_caps: bool = True
     max_en_tokens: int = 30
     workers: int = 0
-    min_pairs_per_worker: int = 20000
+    min_pairs_per_worker: int = 2000
 
 
 @dataclass
