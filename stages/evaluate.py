@@ -63,7 +63,7 @@ def main() -> None:
     if model.cfg.attention:
         for k in range(min(ev.heatmaps, len(valid))):
             src = valid.src[k]
-            s = torch.as_tensor(src)[None].to(device)
+            s = torch.from_numpy(src.copy())[None].to(device)
             with torch.no_grad():
                 logits, w = model(s, torch.tensor([len(src)], device=device), max_len=max_len,
                                   return_attention=True, stop_at_eos=True)
