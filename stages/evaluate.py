@@ -13,6 +13,7 @@ from pipeline.metrics import bleu, lesson_val_loss
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
 from pipeline.train import pick_device, set_threads, validation_loss
+from pipeline.vocab import EOS
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -68,7 +69,7 @@ def main() -> None:
                 logits, w = model(s, torch.tensor([len(src)], device=device), max_len=max_len,
                                   return_attention=True, stop_at_eos=True)
             hyp = logits.argmax(-1)[0].tolist()
-            n = hyp.index(2) + 1 if 2 in hyp else len(hyp)
+            n = hyp.index(EOS) + 1 if EOS in hyp else len(hyp)
             attention_heatmap(w[0, :n].float().cpu().numpy(),
                               [vocab_fr[i] for i in src], [vocab_en[i] for i in hyp[:n]],
                               heatmaps / f"{k}.png")
