@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from pipeline.data import load_splits
-from pipeline.decode import Translator, ids_to_tokens, translate_split
+from pipeline.decode import Translator, ids_to_tokens, max_len, translate_split
 from pipeline.files import read_json, run_main, write_json
 from pipeline.metrics import bleu, lesson_val_loss
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
@@ -35,8 +35,8 @@ def main() -> None:
     # References are the full tokenized sentences, not the ids cut at the length percentile.
     tokens = pd.read_parquet(TOKENS).set_index("line")
     refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
-    max_len = ev.max_decode_len or max(len(t) for t in valid.tgt)
-    hyp_ids = translate_split(model, valid, ev.batch_size, max_len, device)
+    decode_len = ev.max_decode_len or max_len(valid.tgt)
+    hyp_ids = translate_split(model, valid, ev.batch_size, decode_len, device)
     hyps = [" ".join(ids_to_tokens(h, vocab_en)) for h in hyp_ids]
     score, signature = bleu(hyps, refs)
     trained = read_json(MODELS / variant / "train.json")
@@ -66,7 +66,7 @@ def main() -> None:
             src = valid.src[k]
             s = torch.from_numpy(src.copy())[None].to(device)
             with torch.no_grad():
-                logits, w = model(s, torch.tensor([len(src)], device=device), max_len=max_len,
+                logits, w = model(s, torch.tensor([len(src)], device=device), max_len=decode_len,
                                   return_attention=True, stop_at_eos=True)
             hyp = logits.argmax(-1)[0].tolist()
             n = hyp.index(EOS) + 1 if EOS in hyp else len(hyp)
