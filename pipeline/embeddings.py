@@ -89,6 +89,9 @@ def train_vectors(sentences: Iterable[Sequence[str]], dim: int, p: FastTextTrain
             corpus, model="skipgram", dim=dim, epoch=p.epochs, minCount=p.min_count, ws=p.window,
             minn=p.minn, maxn=p.maxn, bucket=p.bucket, thread=p.threads, verbose=0,
         )
+    except RuntimeError as e:  # fastText's only signal of a diverged run: "Encountered NaN."
+        raise PipelineError(f"embeddings.train: fastText training failed ({e}); a corpus this "
+                            "small or this repetitive may need fewer epochs") from None
     finally:
         Path(corpus).unlink()
     return {w: model.get_word_vector(w) for w in model.get_words()}

@@ -200,10 +200,20 @@ def test_vectors_of_wrong_dimension(tmp_path: Path) -> None:
         read_vectors(path, {"chat"}, dim=4)
 
 
+def _made_up_corpus(n: int = 2000, words: int = 300, seed: int = 0) -> list[list[str]]:
+    # Zipf-distributed made-up words: a handful of words repeated hundreds of times is not a
+    # corpus, and fastText's skip-gram was seen to diverge (NaN) on such input on a CI machine.
+    rng = np.random.default_rng(seed)
+    vocab = [f"mot{i}" for i in range(words)] + ["qui", "gare", "?"]
+    p = 1 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    return [list(rng.choice(vocab, size=int(rng.integers(4, 12)), p=p)) for _ in range(n)]
+
+
 def test_trained_vectors_and_bin_format(tmp_path: Path) -> None:
     import fasttext
 
-    sentences = [["qui", "est", "là", "?"], ["où", "est", "la", "gare", "?"]] * 50
+    sentences = _made_up_corpus()
     p = FastTextTrainParams(epochs=2, bucket=1000)
     vecs = train_vectors(sentences, 8, p)
     assert set(vecs) >= {"qui", "gare", "?"} and vecs["qui"].shape == (8,)
@@ -217,3 +227,15 @@ def test_trained_vectors_and_bin_format(tmp_path: Path) -> None:
     assert set(got) == {"gare"}
     with pytest.raises(PipelineError, match=r"m\.bin: vectors have dimension 8"):
         read_vectors(tmp_path / "m.bin", {"gare"}, dim=300)
+
+
+def test_diverged_fasttext_training_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fasttext
+
+    def diverge(*args, **kwargs):
+        raise RuntimeError("Encountered NaN.")
+
+    monkeypatch.setattr(fasttext, "train_unsupervised", diverge)
+    with pytest.raises(PipelineError, match=r"embeddings\.train: fastText training failed "
+                                            r"\(Encountered NaN\.\)"):
+        train_vectors(_made_up_corpus(10), 8, FastTextTrainParams(epochs=1))
