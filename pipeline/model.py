@@ -9,9 +9,11 @@
 Tensors are batch-first: src (B, S), tgt (B, T), logits (B, T, V).
 
 The decoder is computed the fast way wherever the result is the same: when every step's input
-is the true previous word, the non-attention decoder runs as one GRU call over all steps, and
-every variant projects to the vocabulary once, for all steps together, instead of step by step.
-The argmax that free-running decoding feeds back is taken from that step's projection.
+is the true previous word, the non-attention decoder runs as one GRU call over all steps; steps
+whose input is known are projected to the vocabulary together, not one by one; the training
+loss is taken a slice of steps at a time. Only a free-running step (its argmax is the next
+input) is projected on its own, as it happens. tests/test_fast_path.py holds this against the
+lesson's step-by-step loop (benchmarks/reference.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from pipeline.files import PipelineError
 from pipeline.params import ModelConfig
 from pipeline.vocab import BOS, EOS, PAD
+
+LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest measured)
 
 
 class Seq2Seq(nn.Module):
@@ -89,14 +93,12 @@ class Seq2Seq(nn.Module):
         weights = F.softmax(scores, dim=1)
         return torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1), weights
 
-    def logits(self, dec_out: torch.Tensor) -> torch.Tensor:
-        return self.out(self.out_drop(dec_out))
-
     # ----------------------------------------------------------------------------------------
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
-                force: list[bool] | None = None, max_len: int | None = None,
-                return_attention: bool = False, stop_at_eos: bool = False):
-        """Logits (B, T, V) for T = tgt's length (or max_len when decoding freely).
+    def decode(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
+               force: list[bool] | None = None, max_len: int | None = None,
+               stop_at_eos: bool = False):
+        """Decoder features after output dropout (B, T, E), the logits (B, V) of the steps that
+        were projected on the way (None for the others), and attention weights (B, T, S).
 
         force[t] says whether the input of step t+1 is tgt[:, t] (teacher forcing) rather than
         the argmax of step t. Without tgt every step feeds back its own argmax.
@@ -104,7 +106,7 @@ class Seq2Seq(nn.Module):
         b = src.size(0)
         steps = tgt.size(1) if tgt is not None else max_len
         if steps is None:
-            raise ValueError("forward needs tgt or max_len")
+            raise ValueError("decode needs tgt or max_len")
         if force is None or tgt is None:
             force = [False] * steps
         enc_out, h = self.encode(src, src_len)
@@ -115,13 +117,12 @@ class Seq2Seq(nn.Module):
 
         if not self.cfg.attention and tgt is not None and all(force[: steps - 1]):
             # Every input is known in advance: one GRU call over all steps.
-            dec_in = self.tgt_emb(torch.cat([bos, tgt[:, : steps - 1]], dim=1))
-            dec_out, _ = self.decoder(dec_in, h)
-            return (self.logits(dec_out), None) if return_attention else self.logits(dec_out)
+            dec_out, _ = self.decoder(self.tgt_emb(torch.cat([bos, tgt[:, : steps - 1]], 1)), h)
+            return self.out_drop(dec_out), [None] * steps, None
 
         enc_proj = self.att_enc(enc_out) if self.cfg.attention else None
         inp = bos[:, 0]
-        outs: list[torch.Tensor] = []
+        feats: list[torch.Tensor] = []
         step_logits: list[torch.Tensor | None] = []
         attns: list[torch.Tensor] = []
         done = torch.zeros(b, dtype=torch.bool, device=src.device)
@@ -132,32 +133,65 @@ class Seq2Seq(nn.Module):
                 x = self.att_combine(torch.cat([x, ctx], dim=1))
                 attns.append(w)
             out, h = self.decoder(x.unsqueeze(1), h)
+            out = out[:, 0]
             if self.cfg.attention and self.cfg.att_output:
-                out = torch.tanh(self.att_out(torch.cat([out[:, 0], ctx], dim=1))).unsqueeze(1)
-            outs.append(out)
-            if t == steps - 1:
+                out = torch.tanh(self.att_out(torch.cat([out, ctx], dim=1)))
+            feats.append(self.out_drop(out))
+            if t == steps - 1 or (tgt is not None and force[t]):
                 step_logits.append(None)
-                break
-            if tgt is not None and force[t]:
-                inp = tgt[:, t]
-                step_logits.append(None)
-            else:  # the next input is this step's prediction: project this step now
-                lg = self.logits(out[:, 0])
-                step_logits.append(lg)
-                inp = lg.argmax(-1)
+                if t < steps - 1:
+                    inp = tgt[:, t]
+                continue
+            # the next input is this step's prediction: project this step now. argmax on fp32:
+            # on bf16 it is 6x slower on this CPU
+            lg = self.out(feats[-1])
+            step_logits.append(lg)
+            inp = lg.float().argmax(-1)
+            if stop_at_eos:
                 done |= inp == EOS
-                if stop_at_eos and bool(done.all()):
+                if bool(done.all()):
                     break
-        dec_out = torch.cat(outs, dim=1)
+        attn = torch.stack(attns, dim=1) if attns else None
+        return torch.stack(feats, dim=1), step_logits, attn
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
+                force: list[bool] | None = None, max_len: int | None = None,
+                return_attention: bool = False, stop_at_eos: bool = False):
+        """Logits (B, T, V) for T = tgt's length (or max_len, or fewer with stop_at_eos);
+        the arguments are decode's."""
+        feats, step_logits, attn = self.decode(src, src_len, tgt, force, max_len, stop_at_eos)
         todo = [t for t, lg in enumerate(step_logits) if lg is None]
         if len(todo) == len(step_logits):
-            logits = self.logits(dec_out)  # one projection for all steps
+            logits = self.out(feats)  # one projection for all steps
         else:  # project the steps not projected yet, then put every step in its place
-            rest = iter(self.logits(dec_out[:, todo]).unbind(1) if todo else ())
+            rest = iter(self.out(feats[:, todo]).unbind(1) if todo else ())
             logits = torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
-        if return_attention:
-            return logits, (torch.stack(attns, dim=1) if attns else None)
-        return logits
+        return (logits, attn) if return_attention else logits
+
+    def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+             force: list[bool], pad_in_loss: bool = False) -> torch.Tensor:
+        """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
+
+        Computed a few steps at a time, so the (B, T, V) logits never exist at once: the
+        softmax and its gradient stay in cache, about twice as fast on a CPU (BENCHMARKS.md).
+        """
+        feats, step_logits, _ = self.decode(src, src_len, tgt, force)
+        ignore = -100 if pad_in_loss else PAD
+        rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
+        total = feats.new_zeros((), dtype=torch.float32)
+        t, steps = 0, tgt.size(1)
+        while t < steps:
+            if step_logits[t] is not None:
+                lg, end = step_logits[t], t + 1
+            else:
+                end = t + 1
+                while end < min(steps, t + rows) and step_logits[end] is None:
+                    end += 1
+                lg = self.out(feats[:, t:end]).flatten(0, 1)
+            total = total + F.cross_entropy(lg.float(), tgt[:, t:end].reshape(-1),
+                                            ignore_index=ignore, reduction="sum")
+            t = end
+        return total / (tgt.numel() if pad_in_loss else (tgt != PAD).sum())
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,

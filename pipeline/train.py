@@ -76,8 +76,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 def train_step(model: Seq2Seq, batch: Batch, opt: torch.optim.Optimizer, cfg: TrainConfig,
                device: torch.device, force: list[bool]) -> float:
     with autocast(device, cfg.precision):
-        logits = model(batch.src, batch.src_len, batch.tgt, force=force)
-    loss = seq_loss(logits, batch.tgt, cfg.pad_in_loss)
+        loss = model.loss(batch.src, batch.src_len, batch.tgt, force, cfg.pad_in_loss)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip > 0:
@@ -95,9 +94,9 @@ def validation_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch
     for batch in valid.sorted(batch_size):
         batch = batch.to(device)
         with autocast(device, precision):
-            logits = model(batch.src, batch.src_len, batch.tgt, force=[True] * batch.tgt.size(1))
+            loss = model.loss(batch.src, batch.src_len, batch.tgt, [True] * batch.tgt.size(1))
         n = int((batch.tgt != PAD).sum())
-        total += seq_loss(logits, batch.tgt).item() * n
+        total += loss.item() * n
         tokens += n
     return total / tokens
 
