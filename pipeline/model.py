@@ -169,7 +169,8 @@ class Seq2Seq(nn.Module):
         return (logits, attn) if return_attention else logits
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
-             force: list[bool], pad_in_loss: bool = False) -> torch.Tensor:
+             force: list[bool], pad_in_loss: bool = False, label_smoothing: float = 0.0
+             ) -> torch.Tensor:
         """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
 
         Computed a few steps at a time, so the (B, T, V) logits never exist at once: the
@@ -189,7 +190,8 @@ class Seq2Seq(nn.Module):
                     end += 1
                 lg = self.out(feats[:, t:end]).flatten(0, 1)
             total = total + F.cross_entropy(lg.float(), tgt[:, t:end].reshape(-1),
-                                            ignore_index=ignore, reduction="sum")
+                                            ignore_index=ignore, reduction="sum",
+                                            label_smoothing=label_smoothing)
             t = end
         return total / (tgt.numel() if pad_in_loss else (tgt != PAD).sum())
 

@@ -112,6 +112,7 @@ class TrainConfig:
     clip: float = 0.0
     weight_decay: float = 0.0
     pad_in_loss: bool = False
+    label_smoothing: float = 0.0
     teacher_forcing: bool = False
     pr_force_start: float = 1.0
     pr_force_end: float = 1.0
@@ -128,6 +129,8 @@ class TrainConfig:
             raise PipelineError(f"train.device: {self.device!r} is not auto, cpu or cuda")
         if self.epochs < 1 or self.batch_size < 1:
             raise PipelineError("train.epochs and train.batch_size must be at least 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise PipelineError(f"train.label_smoothing: {self.label_smoothing} is not in [0, 1)")
 
 
 @dataclass

@@ -76,7 +76,8 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
 def train_step(model: Seq2Seq, batch: Batch, opt: torch.optim.Optimizer, cfg: TrainConfig,
                device: torch.device, force: list[bool]) -> float:
     with autocast(device, cfg.precision):
-        loss = model.loss(batch.src, batch.src_len, batch.tgt, force, cfg.pad_in_loss)
+        loss = model.loss(batch.src, batch.src_len, batch.tgt, force, cfg.pad_in_loss,
+                          cfg.label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.clip > 0:

@@ -21,6 +21,14 @@ FORCES = {"free": [False] * T, "forced": [True] * T, "mixed": [True, False, Fals
                                                                 False]}
 
 
+def assert_same_gradients(params: list, g_ours: tuple, g_ref: tuple) -> None:
+    for p, a, b in zip(params, g_ours, g_ref):
+        if a is None or b is None:
+            assert a is None and b is None
+            continue
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), p.shape
+
+
 @pytest.mark.parametrize("variant", ["basic", "bidir", "teacher_forcing", "attention", "all"])
 @pytest.mark.parametrize("force", list(FORCES))
 def test_outputs_and_gradients_match_the_reference(variant: str, force: str) -> None:
@@ -37,18 +45,15 @@ def test_outputs_and_gradients_match_the_reference(variant: str, force: str) -> 
         ref.reshape(-1, TGT_V), tgt.reshape(-1)), params, allow_unused=True)
 
     assert torch.allclose(ours, ref, atol=1e-5, rtol=1e-4)
-    for p, a, b in zip(params, g_ours, g_ref):
-        if a is None or b is None:
-            assert a is None and b is None
-            continue
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), p.shape
+    assert_same_gradients(params, g_ours, g_ref)
 
 
 @pytest.mark.parametrize("variant", ["basic", "bidir", "teacher_forcing", "attention", "all"])
 @pytest.mark.parametrize("force", list(FORCES))
-@pytest.mark.parametrize("pad_in_loss", [False, True])
+@pytest.mark.parametrize("pad_in_loss,smoothing", [(False, 0.0), (True, 0.0), (False, 0.1)])
 def test_training_loss_and_gradients_match_the_reference(
-        variant: str, force: str, pad_in_loss: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        variant: str, force: str, pad_in_loss: bool, smoothing: float,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # 10 rows = 2 steps of 5 per projection: slices end at free steps and at the last step
     monkeypatch.setattr(pipeline.model, "LOSS_ROWS", 10)
     torch.manual_seed(0)
@@ -57,16 +62,13 @@ def test_training_loss_and_gradients_match_the_reference(
     tgt[1:3, 4:] = PAD  # padded targets: counted only with pad_in_loss
     params = [p for p in model.parameters() if p.requires_grad]
 
-    ours = model.loss(src, lens, tgt, FORCES[force], pad_in_loss)
+    ours = model.loss(src, lens, tgt, FORCES[force], pad_in_loss, smoothing)
     g_ours = torch.autograd.grad(ours, params, allow_unused=True)
     logits = reference_forward(model, src, lens, tgt, FORCES[force])
     ref = torch.nn.functional.cross_entropy(logits.reshape(-1, TGT_V), tgt.reshape(-1),
-                                            ignore_index=-100 if pad_in_loss else PAD)
+                                            ignore_index=-100 if pad_in_loss else PAD,
+                                            label_smoothing=smoothing)
     g_ref = torch.autograd.grad(ref, params, allow_unused=True)
 
     assert torch.allclose(ours, ref, atol=1e-6, rtol=1e-5)
-    for p, a, b in zip(params, g_ours, g_ref):
-        if a is None or b is None:
-            assert a is None and b is None
-            continue
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), p.shape
+    assert_same_gradients(params, g_ours, g_ref)

@@ -176,3 +176,15 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert [h["val_loss"] for h in r_whole["history"]] == \
         [h["val_loss"] for h in r_resumed["history"]]
     assert load_checkpoint(tmp_path / "b.pt", "other params") is None
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("precision", "fp16", r"train\.precision: 'fp16' is not fp32 or bf16"),
+    ("device", "tpu", r"train\.device: 'tpu' is not auto, cpu or cuda"),
+    ("label_smoothing", 1.0, r"train\.label_smoothing: 1\.0 is not in \[0, 1\)"),
+])
+def test_bad_train_params_name_the_param(field: str, value: object, message: str) -> None:
+    from pipeline.files import PipelineError
+
+    with pytest.raises(PipelineError, match=message):
+        TrainConfig(**{field: value})
