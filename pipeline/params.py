@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.files import PipelineError
+from pipeline.files import PipelineError, atomic_path
 
 VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")
 
@@ -240,7 +240,8 @@ def _merge_main(argv: list[str]) -> None:
         for k in parents:
             node = node.setdefault(k, {})
         node[last] = yaml.safe_load(value)
-    Path(argv[1]).write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    with atomic_path(argv[1]) as tmp:  # never a half-written params.yaml
+        tmp.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from pipeline.data import Split
+from pipeline.files import PipelineError
 from pipeline.metrics import bleu
 from pipeline.model import build_model
 from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs
@@ -184,7 +185,5 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     ("label_smoothing", 1.0, r"train\.label_smoothing: 1\.0 is not in \[0, 1\)"),
 ])
 def test_bad_train_params_name_the_param(field: str, value: object, message: str) -> None:
-    from pipeline.files import PipelineError
-
     with pytest.raises(PipelineError, match=message):
         TrainConfig(**{field: value})
