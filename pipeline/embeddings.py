@@ -9,6 +9,10 @@ never sits in memory (the lesson loaded it whole into a dict).
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +23,8 @@ from tqdm import tqdm
 from pipeline.files import PipelineError
 from pipeline.params import FastTextTrainParams
 from pipeline.vocab import SPECIALS
+
+MAX_TRAINED_VALUE = 1e3  # trained skip-gram vectors stay far below this
 
 
 def _open_text(path: Path):  # noqa: ANN202 - a text file object
@@ -77,24 +83,45 @@ def read_vectors(path: str | Path, words: set[str], dim: int) -> dict[str, np.nd
 
 def train_vectors(sentences: Iterable[Sequence[str]], dim: int, p: FastTextTrainParams
                   ) -> dict[str, np.ndarray]:
-    """Vectors of every word of `sentences`, from fastText skip-gram trained on them."""
+    """Vectors of every word of `sentences`, from fastText skip-gram trained on them.
+
+    fastText 0.9 (the `fasttext` and the `fasttext-numpy2` wheels alike) reads memory it never
+    initialized: on one corpus, a process that had allocated and freed much before (a pytest
+    run) got vectors of 1e10 or "Encountered NaN.", a fresh one sane vectors. So it trains in a
+    fresh child process, with glibc's MALLOC_PERTURB_=255, which hands out zeroed memory.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        corpus, out = Path(d) / "corpus.txt", Path(d) / "vectors"
+        with open(corpus, "w", encoding="utf-8") as f:
+            for s in sentences:
+                f.write(" ".join(s) + "\n")
+        args = dict(input=str(corpus), model="skipgram", dim=dim, epoch=p.epochs,
+                    minCount=p.min_count, ws=p.window, minn=p.minn, maxn=p.maxn, bucket=p.bucket,
+                    thread=p.threads, verbose=0)
+        child = subprocess.run(
+            [sys.executable, "-m", "pipeline.embeddings", json.dumps(args), str(out)],
+            env={**os.environ, "MALLOC_PERTURB_": "255"}, capture_output=True, text=True)
+        if child.returncode != 0:
+            last = (child.stderr.strip().splitlines() or ["no message"])[-1]
+            raise PipelineError(f"embeddings.train: fastText training failed ({last})")
+        words = json.loads((out / "words.json").read_text(encoding="utf-8"))
+        vectors = dict(zip(words, np.load(out / "vectors.npy")))
+    # never pass diverged vectors on silently
+    top = max((float(np.abs(v).max()) for v in vectors.values()), default=0.0)
+    if not np.isfinite(top) or top > MAX_TRAINED_VALUE:
+        raise PipelineError(f"embeddings.train: fastText returned vectors with values up to "
+                            f"{top:.3g} (its training diverged)")
+    return vectors
+
+
+def _train_child(args: dict, out: Path) -> None:
     import fasttext
 
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
-        for s in sentences:
-            f.write(" ".join(s) + "\n")
-        corpus = f.name
-    try:
-        model = fasttext.train_unsupervised(
-            corpus, model="skipgram", dim=dim, epoch=p.epochs, minCount=p.min_count, ws=p.window,
-            minn=p.minn, maxn=p.maxn, bucket=p.bucket, thread=p.threads, verbose=0,
-        )
-    except RuntimeError as e:  # fastText's only signal of a diverged run: "Encountered NaN."
-        raise PipelineError(f"embeddings.train: fastText training failed ({e}); a corpus this "
-                            "small or this repetitive may need fewer epochs") from None
-    finally:
-        Path(corpus).unlink()
-    return {w: model.get_word_vector(w) for w in model.get_words()}
+    model = fasttext.train_unsupervised(**args)
+    words = model.get_words()
+    out.mkdir()
+    (out / "words.json").write_text(json.dumps(words, ensure_ascii=False), encoding="utf-8")
+    np.save(out / "vectors.npy", np.stack([model.get_word_vector(w) for w in words]))
 
 
 def build_matrix(itos: Sequence[str], vectors: dict[str, np.ndarray], dim: int
@@ -115,3 +142,7 @@ def build_matrix(itos: Sequence[str], vectors: dict[str, np.ndarray], dim: int
         "missing_examples": missing[:20],  # most frequent first, as the vocabulary is ordered
     }
     return matrix, coverage
+
+
+if __name__ == "__main__":  # train_vectors' child: python -m pipeline.embeddings ARGS_JSON OUT
+    _train_child(json.loads(sys.argv[1]), Path(sys.argv[2]))
