@@ -10,15 +10,33 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.model import Seq2Seq
 from pipeline.vocab import BOS
 
 
+def reference_encode(m: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder the usual way: one nn.GRU call, on a packed batch when padding is masked."""
+    emb = m.emb_drop(m.src_emb(src))
+    if m.cfg.mask_padding:
+        packed = pack_padded_sequence(emb, src_len.cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        out, h = m.encoder(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+    else:
+        out, h = m.encoder(emb)
+    if m.cfg.bidirectional:
+        layers, b = m.cfg.enc_layers, src.size(0)
+        h = h.view(layers, 2, b, -1).permute(0, 2, 1, 3).reshape(layers, b, -1)
+    return out, m.bridge(h)
+
+
 def reference_forward(m: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
                       force: list[bool]) -> torch.Tensor:
     """Logits (B, T, V), one decoder step and one output projection at a time."""
-    enc_out, h = m.encode(src, src_len)
+    enc_out, h = reference_encode(m, src, src_len)
     mask = None
     if m.cfg.mask_padding:
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]

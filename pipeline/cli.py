@@ -11,13 +11,41 @@ from pathlib import Path
 from pipeline.files import PipelineError, atomic_path, run_main
 
 
-def cmd_translate(args: argparse.Namespace) -> None:
-    from pipeline.decode import Translator
+def read_lines(stream: object, name: str = "standard input") -> list[str]:
+    """UTF-8 lines; a line that is not valid UTF-8 is a one-line error naming it."""
+    lines = []
+    for n, raw in enumerate(stream.read().splitlines(), 1):  # bytes
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise PipelineError(f"{name}: line {n} is not valid UTF-8 ({e.reason} at byte "
+                                f"{e.start})") from None
+    return lines
 
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from pipeline.translate import Translator, ids_to_tokens, to_text
+
+    if args.nbest > args.beam:
+        raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
     tr = Translator(args.model, device=args.device)
-    lines = sys.stdin.read().splitlines()
-    for out in tr.translate(lines, batch_size=args.batch_size):
-        print(out)
+    if args.input is None:
+        lines = read_lines(sys.stdin.buffer)
+    else:
+        try:
+            with open(args.input, "rb") as f:
+                lines = read_lines(f, args.input)
+        except OSError as e:
+            raise PipelineError(f"{args.input}: cannot read ({e.strerror})") from None
+    if args.nbest == 1:
+        for out in tr.translate(lines, args.batch_size, args.beam, args.alpha, args.tokens):
+            print(out)
+        return
+    for n, hyps in enumerate(tr.search(lines, args.batch_size, args.beam, args.alpha,
+                                       args.nbest), 1):
+        for h in hyps:
+            words = ids_to_tokens(h.ids, tr.vocab_en)
+            print(f"{n}\t{h.score:.4f}\t{' '.join(words) if args.tokens else to_text(words)}")
 
 
 def lr_find(params: dict, variant: str, processed: str, batches: int, start: float, end: float
@@ -41,7 +69,7 @@ def lr_find(params: dict, variant: str, processed: str, batches: int, start: flo
             for g in opt.param_groups:
                 g["lr"] = lr
             force = [coin.random() < pr_force(0, tcfg) for _ in range(batch.tgt.size(1))]
-            loss = train_step(model, batch.to(device), opt, tcfg, device, force)
+            loss = train_step(model, batch.to(device), opt, tcfg, device, force).item()
             smooth = 0.98 * smooth + 0.02 * loss
             value = smooth / (1 - 0.98 ** (step + 1))  # bias-corrected running mean
             lrs.append(lr)
@@ -88,16 +116,55 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
     print(f"update-baseline: wrote {path}; commit it to accept these metrics")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as every other error
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser() -> argparse.ArgumentParser:
     from pipeline.params import VARIANTS
 
-    ap = argparse.ArgumentParser(prog="fren-nmt", description=__doc__)
+    ap = _Parser(prog="fren-nmt", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("translate", help="French lines on stdin -> English lines on stdout")
+    p = sub.add_parser("translate", help="French lines on stdin -> English lines on stdout",
+                       description="Reads French sentences, one per line, on standard input; "
+                       "writes one English translation per line (an empty line for an empty "
+                       "line), in order.")
     p.add_argument("--model", required=True, help="a model directory, e.g. models/attention")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--input", help="read this file instead of standard input")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
+    p.add_argument("--beam", type=positive_int, default=1,
+                   help="beam size (default 1: greedy search)")
+    p.add_argument("--alpha", type=non_negative, default=0.6,
+                   help="GNMT length penalty for beam search, ((5+|Y|)/6)**alpha (default 0.6)")
+    p.add_argument("--nbest", type=positive_int, default=1,
+                   help="print the K best hypotheses of each line as LINE<TAB>SCORE<TAB>TEXT "
+                   "(K <= --beam)")
+    p.add_argument("--tokens", action="store_true",
+                   help="print the model's tokens (as BLEU scores them) instead of text")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")

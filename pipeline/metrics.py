@@ -15,12 +15,13 @@ def lesson_val_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch
     """The lesson's validation loss: free-running decoding for the target's length, and
     cross-entropy over every target position, padding included, averaged over batches."""
     model.eval()
-    losses = []
+    total, batches = torch.zeros((), device=device), 0
     for batch in valid.sorted(batch_size):
         b = batch.to(device)
         logits = model(b.src, b.src_len, max_len=b.tgt.size(1))
-        losses.append(seq_loss(logits, b.tgt, pad_in_loss=True).item())
-    return sum(losses) / len(losses)
+        total += seq_loss(logits, b.tgt, pad_in_loss=True)
+        batches += 1
+    return (total / batches).item()  # one read from the device, at the end
 
 
 def bleu(hypotheses: list[str], references: list[str]) -> tuple[float, str]:

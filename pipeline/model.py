@@ -8,26 +8,62 @@
 
 Tensors are batch-first: src (B, S), tgt (B, T), logits (B, T, V).
 
-The decoder is computed the fast way wherever the result is the same: when every step's input
-is the true previous word, the non-attention decoder runs as one GRU call over all steps; steps
-whose input is known are projected to the vocabulary together, not one by one; the training
-loss is taken a slice of steps at a time. Only a free-running step (its argmax is the next
-input) is projected on its own, as it happens. tests/test_fast_path.py holds this against the
-lesson's step-by-step loop (benchmarks/reference.py).
+The decoder is a step with explicit state, driven from outside: `start(src, src_len)` encodes
+and returns a `State`; `step(prev_tokens, state)` returns the step's features (project them
+with `model.out` for logits), the new state and the attention weights. Three drivers use it:
+`features` (training's forcing loop, below), and greedy and beam search (pipeline/search.py).
+
+The forcing loop is computed the fast way wherever the result is the same: when every step's
+input is the true previous word, the non-attention decoder runs as one GRU call over all
+steps; steps whose input is known are projected to the vocabulary together, not one by one;
+the training loss is taken a slice of steps at a time. tests/test_fast_path.py holds this
+against the lesson's step-by-step loop (benchmarks/reference.py).
+
+Nothing here reads a device value back to the host: the encoder finds each sentence's end
+from `src_len` on the device (no packing, which needs the lengths on the CPU), and teacher
+forcing can come as a tensor of per-step flags. That is what lets a training step be captured
+in a CUDA graph (pipeline/train.py).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipeline.files import PipelineError
 from pipeline.params import ModelConfig
-from pipeline.vocab import BOS, EOS, PAD
+from pipeline.vocab import BOS, PAD
 
 LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest measured)
+
+# Per-step teacher forcing: a list of bools decided on the host (the eager path, which can skip
+# projecting forced steps), or a (T,) bool tensor on the device (a captured step: one graph
+# serves every draw of the flags).
+Force = list[bool] | torch.Tensor
+
+
+class State(NamedTuple):
+    """What the decoder carries from one step to the next; every tensor has the batch
+    (or batch x beam) on dim 0, except `hidden`, which has it on dim 1."""
+
+    hidden: torch.Tensor                    # (layers, B, E) the decoder GRU's state
+    enc_out: torch.Tensor | None = None     # (B, S, H*dirs) encoder states (attention only)
+    enc_proj: torch.Tensor | None = None    # (B, S, A) their attention projection
+    src_mask: torch.Tensor | None = None    # (B, S) True on real source tokens (or None)
+
+
+def select_state(state: State, index: torch.Tensor) -> State:
+    """The state of the batch rows `index`, in that order (beam search tiles and reorders)."""
+    return State(state.hidden.index_select(1, index),
+                 *(None if t is None else t.index_select(0, index) for t in state[1:]))
+
+
+def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x[b, index[b, t]] for every b, t: x (B, S, H), index (B, S)."""
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
 class Seq2Seq(nn.Module):
@@ -66,16 +102,13 @@ class Seq2Seq(nn.Module):
             self.src_emb.weight[PAD] = 0
             self.tgt_emb.weight[PAD] = 0
 
-    # ----------------------------------------------------------------------------------------
+    # --- encoder ------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor, src_len: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder states (B, S, H*dirs) and the decoder's initial state (layers, B, E)."""
         emb = self.emb_drop(self.src_emb(src))
         if self.cfg.mask_padding:  # the final state is taken at each sentence's true end
-            packed = pack_padded_sequence(emb, src_len.cpu(), batch_first=True,
-                                          enforce_sorted=False)
-            out, h = self.encoder(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+            out, h = self._encode_to_ends(emb, src_len)
         else:  # the lesson: the GRU runs on through the padding
             out, h = self.encoder(emb)
         if self.cfg.bidirectional:  # (layers*2, B, H) -> (layers, B, 2H)
@@ -83,83 +116,125 @@ class Seq2Seq(nn.Module):
             h = h.view(layers, 2, b, -1).permute(0, 2, 1, 3).reshape(layers, b, -1)
         return out, self.bridge(h)
 
-    def attend(self, enc_proj: torch.Tensor, enc_out: torch.Tensor, src_mask: torch.Tensor | None,
-               h_top: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context (B, H*dirs) and weights (B, S) for the decoder's top-layer state h_top."""
-        u = torch.tanh(enc_proj + self.att_dec(h_top).unsqueeze(1))
-        scores = u @ self.att_v
-        if src_mask is not None:
-            scores = scores.masked_fill(~src_mask, float("-inf"))
-        weights = F.softmax(scores, dim=1)
-        return torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1), weights
+    def _encode_to_ends(self, x: torch.Tensor, src_len: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder GRU (its own weights) one layer and direction at a time, each stopping
+        at each sentence's last real token; what packing computes, without host-side lengths.
 
-    # ----------------------------------------------------------------------------------------
-    def decode(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
-               force: list[bool] | None = None, max_len: int | None = None,
-               stop_at_eos: bool = False):
-        """Decoder features after output dropout (B, T, E), the logits (B, V) of the steps that
-        were projected on the way (None for the others), and attention weights (B, T, S).
+        The backward direction reads every sentence reversed in place (its padding stays at
+        the end), so it starts at the sentence's last word, not in the padding.
+        """
+        b, s, _ = x.shape
+        pos = torch.arange(s, device=x.device)
+        real = pos[None, :] < src_len[:, None]                                  # (B, S)
+        last = (src_len - 1).clamp_min(0)                                      # (B,)
+        rev = torch.where(real, last[:, None] - pos[None, :], pos[None, :])    # an involution
+        at_end = last.view(b, 1, 1).expand(b, 1, self.cfg.enc_hidden)
+        h0 = x.new_zeros(1, b, self.cfg.enc_hidden)
+        gru, finals = self.encoder, []
+        for layer in range(self.cfg.enc_layers):
+            outs = []
+            for suffix in ("", "_reverse")[: 2 if self.cfg.bidirectional else 1]:
+                weights = [getattr(gru, f"{w}_l{layer}{suffix}")
+                           for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inp = _gather_time(x, rev) if suffix else x
+                out, _ = torch.gru(inp, h0, weights, True, 1, 0.0, self.training, False, True)
+                finals.append(out.gather(1, at_end).squeeze(1))
+                outs.append(_gather_time(out, rev) if suffix else out)
+            x = torch.cat(outs, -1) * real.unsqueeze(-1).to(x.dtype)  # zeros past the end
+            if layer < self.cfg.enc_layers - 1:  # nn.GRU's dropout between layers
+                x = F.dropout(x, gru.dropout, self.training)
+        return x, torch.stack(finals)  # h in nn.GRU's order: layer-major, forward first
+
+    # --- the decoder step -----------------------------------------------------------------------
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> State:
+        """Encode a batch; the decoder's state before its first step."""
+        enc_out, hidden = self.encode(src, src_len)
+        if not self.cfg.attention:
+            return State(hidden)
+        mask = None
+        if self.cfg.mask_padding:
+            mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]
+        return State(hidden, enc_out, self.att_enc(enc_out), mask)
+
+    def attend(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (B, H*dirs) and weights (B, S) for the decoder's top-layer state."""
+        u = torch.tanh(state.enc_proj + self.att_dec(state.hidden[-1]).unsqueeze(1))
+        scores = u @ self.att_v
+        if state.src_mask is not None:
+            scores = scores.masked_fill(~state.src_mask, float("-inf"))
+        weights = F.softmax(scores, dim=1)
+        return torch.bmm(weights.unsqueeze(1), state.enc_out).squeeze(1), weights
+
+    def step(self, prev: torch.Tensor, state: State
+             ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+        """One decoder step from the previous tokens (B,): features (B, E) after the output
+        dropout (`self.out(features)` are the logits), the new state, attention weights (B, S)
+        or None."""
+        x = self.tgt_emb(prev)
+        weights = None
+        if self.cfg.attention:
+            ctx, weights = self.attend(state)
+            x = self.att_combine(torch.cat([x, ctx], dim=1))
+        out, hidden = self.decoder(x.unsqueeze(1), state.hidden)
+        out = out[:, 0]
+        if self.cfg.attention and self.cfg.att_output:
+            out = torch.tanh(self.att_out(torch.cat([out, ctx], dim=1)))
+        return self.out_drop(out), state._replace(hidden=hidden), weights
+
+    # --- training's forcing loop --------------------------------------------------------------
+    def features(self, state: State, tgt: torch.Tensor, force: Force
+                 ) -> tuple[torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
+        """Run the decoder for tgt's length: features (B, T, E), the logits (B, V) of the steps
+        that were projected on the way (None for the others), attention weights (B, T, S).
 
         force[t] says whether the input of step t+1 is tgt[:, t] (teacher forcing) rather than
-        the argmax of step t. Without tgt every step feeds back its own argmax.
+        the argmax of step t. A host list lets forced steps skip their projection; a device
+        tensor projects every step and picks on the device.
         """
-        b = src.size(0)
-        steps = tgt.size(1) if tgt is not None else max_len
-        if steps is None:
-            raise ValueError("decode needs tgt or max_len")
-        if force is None or tgt is None:
-            force = [False] * steps
-        enc_out, h = self.encode(src, src_len)
-        src_mask = None
-        if self.cfg.mask_padding:
-            src_mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]
-        bos = torch.full((b, 1), BOS, dtype=torch.long, device=src.device)
-
-        if not self.cfg.attention and tgt is not None and all(force[: steps - 1]):
+        b, steps = tgt.shape
+        bos = torch.full((b,), BOS, dtype=torch.long, device=tgt.device)
+        on_host = not isinstance(force, torch.Tensor)
+        if on_host and not self.cfg.attention and all(force[: steps - 1]):
             # Every input is known in advance: one GRU call over all steps.
-            dec_out, _ = self.decoder(self.tgt_emb(torch.cat([bos, tgt[:, : steps - 1]], 1)), h)
+            inputs = self.tgt_emb(torch.cat([bos[:, None], tgt[:, : steps - 1]], 1))
+            dec_out, _ = self.decoder(inputs, state.hidden)
             return self.out_drop(dec_out), [None] * steps, None
-
-        enc_proj = self.att_enc(enc_out) if self.cfg.attention else None
-        inp = bos[:, 0]
+        inp = bos
         feats: list[torch.Tensor] = []
         step_logits: list[torch.Tensor | None] = []
         attns: list[torch.Tensor] = []
-        done = torch.zeros(b, dtype=torch.bool, device=src.device)
         for t in range(steps):
-            x = self.tgt_emb(inp)
-            if self.cfg.attention:
-                ctx, w = self.attend(enc_proj, enc_out, src_mask, h[-1])
-                x = self.att_combine(torch.cat([x, ctx], dim=1))
+            feat, state, w = self.step(inp, state)
+            feats.append(feat)
+            if w is not None:
                 attns.append(w)
-            out, h = self.decoder(x.unsqueeze(1), h)
-            out = out[:, 0]
-            if self.cfg.attention and self.cfg.att_output:
-                out = torch.tanh(self.att_out(torch.cat([out, ctx], dim=1)))
-            feats.append(self.out_drop(out))
-            if t == steps - 1 or (tgt is not None and force[t]):
+            if t == steps - 1 or (on_host and force[t]):
                 step_logits.append(None)
                 if t < steps - 1:
                     inp = tgt[:, t]
                 continue
-            # the next input is this step's prediction: project this step now. argmax on fp32:
-            # on bf16 it is 6x slower on this CPU
-            lg = self.out(feats[-1])
+            # the next input may be this step's prediction: project this step now. argmax on
+            # fp32: on bf16 it is 6x slower on this CPU
+            lg = self.out(feat)
             step_logits.append(lg)
-            inp = lg.float().argmax(-1)
-            if stop_at_eos:
-                done |= inp == EOS
-                if bool(done.all()):
-                    break
+            pred = lg.float().argmax(-1)
+            inp = pred if on_host else torch.where(force[t], tgt[:, t], pred)
         attn = torch.stack(attns, dim=1) if attns else None
         return torch.stack(feats, dim=1), step_logits, attn
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
-                force: list[bool] | None = None, max_len: int | None = None,
-                return_attention: bool = False, stop_at_eos: bool = False):
-        """Logits (B, T, V) for T = tgt's length (or max_len, or fewer with stop_at_eos);
-        the arguments are decode's."""
-        feats, step_logits, attn = self.decode(src, src_len, tgt, force, max_len, stop_at_eos)
+                force: Force | None = None, max_len: int | None = None,
+                return_attention: bool = False):
+        """Logits (B, T, V) for T = tgt's length, or max_len free-running steps (no tgt)."""
+        if tgt is None:
+            if max_len is None:
+                raise ValueError("forward needs tgt or max_len")
+            tgt = torch.full((src.size(0), max_len), PAD, dtype=torch.long, device=src.device)
+            force = None
+        if force is None:
+            force = [False] * tgt.size(1)
+        feats, step_logits, attn = self.features(self.start(src, src_len), tgt, force)
         todo = [t for t, lg in enumerate(step_logits) if lg is None]
         if len(todo) == len(step_logits):
             logits = self.out(feats)  # one projection for all steps
@@ -168,15 +243,14 @@ class Seq2Seq(nn.Module):
             logits = torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
         return (logits, attn) if return_attention else logits
 
-    def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
-             force: list[bool], pad_in_loss: bool = False, label_smoothing: float = 0.0
-             ) -> torch.Tensor:
+    def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
+             pad_in_loss: bool = False, label_smoothing: float = 0.0) -> torch.Tensor:
         """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
 
         Computed a few steps at a time, so the (B, T, V) logits never exist at once: the
         softmax and its gradient stay in cache, about twice as fast on a CPU (BENCHMARKS.md).
         """
-        feats, step_logits, _ = self.decode(src, src_len, tgt, force)
+        feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
         ignore = -100 if pad_in_loss else PAD
         rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
         total = feats.new_zeros((), dtype=torch.float32)

@@ -112,7 +112,7 @@ class TrainConfig:
     clip: float = 0.0
     weight_decay: float = 0.0
     pad_in_loss: bool = False
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     teacher_forcing: bool = False
     pr_force_start: float = 1.0
     pr_force_end: float = 1.0
@@ -121,14 +121,15 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     threads: int = 0
+    cuda_graphs: bool = True
+    bucket: int = 8
+    tf32: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
             raise PipelineError(f"train.precision: {self.precision!r} is not fp32 or bf16")
         if self.device not in ("auto", "cpu", "cuda"):
             raise PipelineError(f"train.device: {self.device!r} is not auto, cpu or cuda")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise PipelineError("train.epochs and train.batch_size must be at least 1")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise PipelineError(f"train.label_smoothing: {self.label_smoothing} is not in [0, 1)")
 
@@ -139,6 +140,38 @@ class EvaluateParams:
     samples: int = 20
     heatmaps: int = 4
     max_decode_len: int = 0
+    beam_size: int = 5
+    alpha: float = 0.6
+
+
+# Allowed ranges, checked by from_dict with the key's full name: (test, what is allowed).
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+_DROPOUT = (lambda v: 0 <= v < 1, "in [0, 1)")
+RANGES: dict[type, dict[str, tuple]] = {
+    DataParams: {"retries": _POSITIVE, "timeout": _POSITIVE},
+    TokenizeParams: {"max_en_tokens": _POSITIVE, "workers": _AT_LEAST_0,
+                     "min_pairs_per_worker": _POSITIVE},
+    VocabParams: {"max_size": _POSITIVE,
+                  "max_len_percentile": (lambda v: 0 < v <= 100, "in (0, 100]"),
+                  "valid_fraction": (lambda v: 0 < v < 1, "in (0, 1)")},
+    FastTextTrainParams: {"epochs": _POSITIVE, "min_count": _POSITIVE, "window": _POSITIVE,
+                          "minn": _AT_LEAST_0, "maxn": _AT_LEAST_0, "bucket": _POSITIVE,
+                          "threads": _POSITIVE},
+    EmbeddingsParams: {"dim": _POSITIVE},
+    ModelConfig: {"emb_dropout": _DROPOUT, "enc_dropout": _DROPOUT, "dec_dropout": _DROPOUT,
+                  "out_dropout": _DROPOUT, "enc_hidden": _POSITIVE, "enc_layers": _POSITIVE,
+                  "dec_layers": _POSITIVE, "att_hidden": _POSITIVE, "emb_std": _POSITIVE},
+    TrainConfig: {"epochs": _POSITIVE, "lr": _POSITIVE, "batch_size": _POSITIVE,
+                  "clr_div": (lambda v: v >= 1, ">= 1"), "clr_pct": (lambda v: v >= 1, ">= 1"),
+                  "clip": _AT_LEAST_0, "weight_decay": _AT_LEAST_0,
+                  "pr_force_start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+                  "pr_force_end": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+                  "pr_force_epochs": _AT_LEAST_0, "threads": _AT_LEAST_0, "bucket": _POSITIVE},
+    EvaluateParams: {"batch_size": _POSITIVE, "samples": _AT_LEAST_0, "heatmaps": _AT_LEAST_0,
+                     "max_decode_len": _AT_LEAST_0, "beam_size": _POSITIVE,
+                     "alpha": _AT_LEAST_0},
+}
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -180,6 +213,10 @@ def from_dict(cls: type, data: dict | None, where: str) -> Any:
     if unknown:
         raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    for k, v in kwargs.items():
+        ok, allowed = RANGES.get(cls, {}).get(k, (None, ""))
+        if ok is not None and not ok(v):
+            raise PipelineError(f"{where}.{k}: {v!r} is out of range (must be {allowed})")
     return cls(**kwargs)
 
 

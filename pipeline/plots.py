@@ -23,7 +23,8 @@ def attention_heatmap(weights: np.ndarray, src: list[str], hyp: list[str],
                       path: str | Path) -> None:
     """weights: (len(hyp), len(src)); rows are output words, columns source words."""
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(src), 1 + 0.4 * len(hyp)))
-    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
     ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
     ax.set_yticks(range(len(hyp)), hyp)
     ax.set_xlabel("French (source)")

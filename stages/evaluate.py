@@ -1,19 +1,19 @@
-"""Stage evaluate@VARIANT: losses, BLEU, sample translations and attention heatmaps."""
+"""Stage evaluate@VARIANT: losses, greedy and beam BLEU, samples and attention heatmaps."""
 
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from pipeline.data import load_splits
-from pipeline.decode import Translator, ids_to_tokens, max_len, translate_split
+from pipeline.data import load_splits, pad
 from pipeline.files import read_json, run_main, write_json
 from pipeline.metrics import bleu, lesson_val_loss
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
+from pipeline.search import greedy, translate_split
 from pipeline.train import pick_device, set_threads, validation_loss
-from pipeline.vocab import EOS
+from pipeline.translate import Translator, ids_to_tokens, max_len
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -36,17 +36,24 @@ def main() -> None:
     tokens = pd.read_parquet(TOKENS).set_index("line")
     refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
     decode_len = ev.max_decode_len or max_len(valid.tgt)
-    hyp_ids = translate_split(model, valid, ev.batch_size, decode_len, device)
-    hyps = [" ".join(ids_to_tokens(h, vocab_en)) for h in hyp_ids]
-    score, signature = bleu(hyps, refs)
+    outputs, seconds = {}, {}
+    for name, beam in (("greedy", 1), ("beam", ev.beam_size)):
+        t0 = time.perf_counter()
+        ids = translate_split(model, valid, ev.batch_size, decode_len, device, beam, ev.alpha)
+        seconds[name] = time.perf_counter() - t0
+        outputs[name] = [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
+    score, signature = bleu(outputs["greedy"], refs)
     trained = read_json(MODELS / variant / "train.json")
     metrics = {
         "val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
         "val_loss": validation_loss(model, valid, ev.batch_size, device),
         "val_bleu": score,
+        "val_bleu_beam": bleu(outputs["beam"], refs)[0],
         "bleu_signature": signature,
+        "beam": {"size": ev.beam_size, "alpha": ev.alpha},
         "epochs": trained["epochs"],
         "train_seconds": round(trained["seconds"], 1),
+        "decode_sentences_per_second": {k: round(len(valid) / v, 1) for k, v in seconds.items()},
     }
     write_json(METRICS.format(variant=variant), metrics)
     print(f"evaluate@{variant}: " + ", ".join(
@@ -55,7 +62,8 @@ def main() -> None:
     out = REPORTS / variant
     out.mkdir(parents=True, exist_ok=True)
     srcs = [" ".join(tokens.at[line, "fr_tokens"]) for line in valid.lines]
-    samples = pd.DataFrame({"source": srcs, "reference": refs, "prediction": hyps})
+    samples = pd.DataFrame({"source": srcs, "reference": refs, "greedy": outputs["greedy"],
+                            "beam": outputs["beam"]})
     samples.head(ev.samples).to_csv(out / "samples.tsv", sep="\t", index=False)
     heatmaps = out / "attention"  # a DVC plots folder; empty for variants without attention
     heatmaps.mkdir(exist_ok=True)
@@ -63,15 +71,12 @@ def main() -> None:
         old.unlink()
     if model.cfg.attention:
         for k in range(min(ev.heatmaps, len(valid))):
-            src = valid.src[k]
-            s = torch.from_numpy(src.copy())[None].to(device)
-            with torch.no_grad():
-                logits, w = model(s, torch.tensor([len(src)], device=device), max_len=decode_len,
-                                  return_attention=True, stop_at_eos=True)
-            hyp = logits.argmax(-1)[0].tolist()
-            n = hyp.index(EOS) + 1 if EOS in hyp else len(hyp)
-            attention_heatmap(w[0, :n].float().cpu().numpy(),
-                              [vocab_fr[i] for i in src], [vocab_en[i] for i in hyp[:n]],
+            src, src_len = pad([valid.src[k]])
+            hyps, attn = greedy(model, src.to(device), src_len.to(device), decode_len)
+            n = min(len(hyps[0]) + 1, attn.size(1))  # the output words and the _eos_
+            words = [vocab_en[i] for i in hyps[0]] + ["_eos_"]
+            attention_heatmap(attn[0, :n].float().cpu().numpy(),
+                              [vocab_fr[i] for i in valid.src[k]], words[:n],
                               heatmaps / f"{k}.png")
 
 

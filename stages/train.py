@@ -5,10 +5,10 @@ from pathlib import Path
 
 from dvclive import Live
 
-from pipeline.decode import max_len, model_config, save_model_dir
 from pipeline.files import run_main
 from pipeline.params import TokenizeParams, load_params, section
 from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare
+from pipeline.translate import max_len, model_config, save_model_dir
 
 PROCESSED = "data/processed"
 MODELS = Path("models")
@@ -21,8 +21,9 @@ def main() -> None:
     mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
         params, variant, PROCESSED)
     device = pick_device(tcfg.device)
-    # Device and thread count change speed, not what is learned: a resume may change them.
-    fp = fingerprint(mcfg, {**tcfg.__dict__, "device": None, "threads": None}, digest)
+    # These change speed, not what is learned: a resume may change them.
+    speed = {k: None for k in ("device", "threads", "cuda_graphs", "bucket", "tf32")}
+    fp = fingerprint(mcfg, {**tcfg.__dict__, **speed}, digest)
     checkpoint = CHECKPOINTS / f"{variant}.pt"
     state = load_checkpoint(checkpoint, fp)
     print(f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "

@@ -1,0 +1,164 @@
+"""Search: greedy and beam search, driving the model's decoder step from outside.
+
+Both take any model with `start(src, src_len) -> State`, `step(prev, state) -> (features,
+State, attention)` and `out(features) -> logits` (pipeline/model.py), so they work the same for
+every variant, and tests can drive them with a model whose scores they construct.
+Hypotheses are lists of target ids, without _eos_.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.data import Batch, Split
+from pipeline.model import State, select_state
+from pipeline.vocab import BOS, EOS
+
+CHECK_EVERY = 8  # greedy reads "all finished?" back from the device once every 8 steps
+
+
+@torch.no_grad()
+def greedy(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor, max_len: int
+           ) -> tuple[list[list[int]], torch.Tensor | None]:
+    """The argmax at every step, up to max_len steps or until every row has ended.
+
+    Returns the hypotheses and the attention weights (B, steps, S) (None without attention).
+    """
+    model.eval()
+    b = src.size(0)
+    state = model.start(src, src_len)
+    inp = torch.full((b,), BOS, dtype=torch.long, device=src.device)
+    done = torch.zeros(b, dtype=torch.bool, device=src.device)
+    preds, attns = [], []
+    for t in range(max_len):
+        feat, state, w = model.step(inp, state)
+        inp = model.out(feat).float().argmax(-1)
+        preds.append(inp)
+        if w is not None:
+            attns.append(w)
+        done |= inp == EOS
+        if (t + 1) % CHECK_EVERY == 0 and bool(done.all()):  # one host read per 8 steps
+            break
+    rows = torch.stack(preds, 1).tolist()
+    attn = torch.stack(attns, 1) if attns else None
+    return [row[: row.index(EOS)] if EOS in row else row for row in rows], attn
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al., 2016); alpha 0 = no penalty."""
+    return ((5 + length) / 6) ** alpha
+
+
+@dataclass
+class Hypothesis:
+    ids: list[int]    # target ids, without _eos_
+    score: float      # sum of log-probabilities (of _eos_ too, where it ended) / lp(length)
+    log_prob: float   # the sum alone
+
+
+@torch.no_grad()
+def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor,
+                max_len: int, beam_size: int, alpha: float = 0.0, n_best: int = 1
+                ) -> list[list[Hypothesis]]:
+    """Batched beam search; the `n_best` best hypotheses of each row, best first.
+
+    Each step takes the 2K best extensions of the K live hypotheses: an extension by _eos_
+    among the best K finishes a hypothesis (it leaves the beam), and the best K others live on,
+    so the beam always holds K live ones. A hypothesis is scored by its log-probability over
+    GNMT's length penalty, its length counting the _eos_. A row stops once its n_best-th
+    finished hypothesis cannot be beaten by any live one: a live score can only fall, and its
+    best possible normalized score is its score now over lp(max_len) (lp grows with length,
+    and log-probabilities are negative). Live hypotheses still there after max_len steps finish
+    as they are.
+    """
+    if beam_size < 1 or n_best < 1 or n_best > beam_size:
+        raise ValueError(f"beam_size {beam_size} and n_best {n_best}: need 1 <= n_best <= "
+                         "beam_size")
+    model.eval()
+    b, k, dev = src.size(0), beam_size, src.device
+    rows = torch.arange(b, device=dev).repeat_interleave(k)
+    state: State = select_state(model.start(src, src_len), rows)  # (B*K, ...)
+    # Only each row's first hypothesis is live at first, so the K first ones differ.
+    scores = torch.full((b, k), float("-inf"), device=dev)
+    scores[:, 0] = 0.0
+    seqs = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)
+    inp = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
+    active = list(range(b))  # the original row of each row still searched
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    bound_lp = length_penalty(max_len, alpha)
+    for t in range(max_len):
+        feat, state, _ = model.step(inp, state)
+        logp = F.log_softmax(model.out(feat).float(), dim=-1)
+        vocab = logp.size(-1)
+        cand = (scores.view(-1, 1) + logp).view(len(active), k * vocab)
+        cand_scores, cand_ids = cand.topk(2 * k, dim=1)  # sorted, best first
+        origin, token = cand_ids // vocab, cand_ids % vocab
+        is_eos = token == EOS
+        last = t == max_len - 1
+        # live: the best K extensions that are not _eos_
+        live_scores, pick = cand_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)
+        live_origin, live_token = origin.gather(1, pick), token.gather(1, pick)
+        base = torch.arange(len(active), device=dev)[:, None] * k
+        select = (base + live_origin).view(-1)
+        new_seqs = torch.cat([seqs[select], live_token.view(-1, 1)], 1)
+
+        c_scores, c_eos = cand_scores.tolist(), is_eos.tolist()
+        c_origin = origin.tolist()
+        l_scores = live_scores.tolist()
+        lp_now = length_penalty(t + 1, alpha)
+        keep = []
+        for r, row in enumerate(active):
+            hyps = finished[row]
+            for j in range(k):  # _eos_ among the best K finishes a hypothesis
+                if c_eos[r][j] and c_scores[r][j] > float("-inf"):
+                    ids = seqs[r * k + c_origin[r][j]].tolist()
+                    hyps.append(Hypothesis(ids, c_scores[r][j] / lp_now, c_scores[r][j]))
+            if last:
+                for j in range(k):
+                    if l_scores[r][j] > float("-inf"):
+                        ids = new_seqs[r * k + j].tolist()
+                        hyps.append(Hypothesis(ids, l_scores[r][j] / lp_now, l_scores[r][j]))
+            hyps.sort(key=lambda h: -h.score)
+            del hyps[n_best:]
+            best_live = l_scores[r][0] / bound_lp
+            if not last and (len(hyps) < n_best or hyps[-1].score < best_live):
+                keep.append(r)
+        if not keep:
+            break
+        keep_t = torch.tensor(keep, device=dev)
+        flat = (keep_t[:, None] * k + torch.arange(k, device=dev)[None, :]).view(-1)
+        active = [active[r] for r in keep]
+        scores = live_scores.index_select(0, keep_t)
+        seqs = new_seqs.index_select(0, flat)
+        state = select_state(state, select.index_select(0, flat))
+        inp = seqs[:, -1]
+    return finished
+
+
+def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int, max_len: int,
+                      device: torch.device, beam_size: int = 1, alpha: float = 0.0
+                      ) -> list[list[int]]:
+    """The best hypothesis of every row (by each batch's `index`), greedy for beam_size 1."""
+    hyps: list[list[int]] = [[] for _ in range(n)]
+    for batch in batches:
+        b = batch.to(device)
+        if beam_size == 1:
+            out, _ = greedy(model, b.src, b.src_len, max_len)
+        else:
+            out = [h[0].ids for h in beam_search(model, b.src, b.src_len, max_len, beam_size,
+                                                 alpha)]
+        for i, h in zip(batch.index, out):
+            hyps[int(i)] = h
+    return hyps
+
+
+def translate_split(model: torch.nn.Module, split: Split, batch_size: int, max_len: int,
+                    device: torch.device, beam_size: int = 1, alpha: float = 0.0
+                    ) -> list[list[int]]:
+    """The best hypothesis for every row of the split, in the split's order."""
+    return translate_batches(model, split.sorted(batch_size), len(split), max_len, device,
+                             beam_size, alpha)

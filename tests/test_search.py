@@ -1,0 +1,125 @@
+"""Greedy and beam search driving the decoder step: against each other, on a model whose
+scores are constructed, and independent of batching."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
+from torch import nn
+
+from pipeline.data import Split
+from pipeline.model import State, build_model
+from pipeline.params import VARIANTS
+from pipeline.search import beam_search, greedy, length_penalty, translate_split
+from pipeline.vocab import BOS, EOS
+
+A, B, C, D = 4, 5, 6, 7
+V = 8
+
+
+class Scripted(nn.Module):
+    """A 'model' whose next-token probabilities depend only on the previous token."""
+
+    def __init__(self, table: dict[int, dict[int, float]]) -> None:
+        super().__init__()
+        logits = torch.full((V, V), -30.0)
+        for prev, nxt in table.items():
+            for tok, p in nxt.items():
+                logits[prev, tok] = math.log(p)
+        self.out = nn.Linear(V, V, bias=False)
+        self.out.weight.data = logits.T.contiguous()  # out(one_hot(prev)) = logits[prev]
+
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> State:
+        return State(torch.zeros(1, src.size(0), 1))
+
+    def step(self, prev: torch.Tensor, state: State):
+        return F.one_hot(prev, V).float(), state, None
+
+
+def run(model: nn.Module, rows: int = 1, max_len: int = 10, **kw):
+    src = torch.full((rows, 3), A)
+    lens = torch.full((rows,), 3)
+    g, _ = greedy(model, src, lens, max_len)
+    b = beam_search(model, src, lens, max_len, **kw)
+    return g, b
+
+
+def test_beam_finds_the_better_sequence_that_greedy_misses() -> None:
+    model = Scripted({BOS: {A: 0.6, B: 0.4}, A: {EOS: 0.3, C: 0.36, D: 0.34},
+                      C: {EOS: 1.0}, D: {EOS: 1.0}, B: {EOS: 0.9, C: 0.1}})
+    g, b = run(model, rows=2, beam_size=3)
+    assert g == [[A, C], [A, C]]  # 0.6 * 0.36 = 0.216
+    for hyps in b:
+        assert hyps[0].ids == [B]  # 0.4 * 0.9 = 0.36
+        assert hyps[0].log_prob == pytest.approx(math.log(0.36), abs=1e-4)
+    assert run(model, beam_size=1)[1][0][0].ids == [A, C]  # beam 1 is greedy
+
+
+def test_beam_goes_on_while_a_live_hypothesis_can_still_win() -> None:
+    # The best first step ends the sentence; with a length penalty, the longer hypothesis
+    # (A B, lower probability) scores better. Stopping when the top hypothesis ends would
+    # return the empty one.
+    model = Scripted({BOS: {EOS: 0.5, A: 0.45, C: 0.05}, A: {B: 1.0}, B: {EOS: 1.0},
+                      C: {EOS: 1.0}})
+    _, b = run(model, beam_size=2, alpha=1.0, n_best=2)
+    assert [h.ids for h in b[0]] == [[A, B], []]
+    assert b[0][0].score == pytest.approx(math.log(0.45) / length_penalty(3, 1.0), abs=1e-4)
+    assert b[0][1].score == pytest.approx(math.log(0.5) / length_penalty(1, 1.0), abs=1e-4)
+    _, b0 = run(model, beam_size=2, alpha=0.0)
+    assert b0[0][0].ids == []  # without the penalty the short one is better, and is kept
+
+
+def test_hypotheses_that_never_end_finish_at_max_len() -> None:
+    model = Scripted({BOS: {A: 0.9, B: 0.1}, A: {A: 0.9, B: 0.1}, B: {A: 0.9, B: 0.1}})
+    g, b = run(model, max_len=4, beam_size=2, n_best=2)
+    assert g == [[A] * 4]
+    assert b[0][0].ids == [A] * 4 and len(b[0][1].ids) == 4
+
+
+def test_bad_beam_arguments() -> None:
+    model = Scripted({BOS: {EOS: 1.0}})
+    with pytest.raises(ValueError, match="n_best"):
+        run(model, beam_size=2, n_best=3)
+
+
+def eos_prone(variant: str, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
+    with torch.no_grad():
+        model.out.bias[EOS] += 1.5  # so that hypotheses end at different steps
+    return model
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beam_of_one_is_greedy(variant: str) -> None:
+    for seed in range(3):
+        model = eos_prone(variant, seed)
+        src, lens, _ = batch(6, 7, 1, seed=seed)
+        g, _ = greedy(model, src, lens, 9)
+        b = beam_search(model, src, lens, 9, beam_size=1, alpha=0.0)
+        assert [h[0].ids for h in b] == g
+
+
+@pytest.mark.parametrize("variant", ["basic", "all"])
+@pytest.mark.parametrize("beam", [1, 4])
+def test_output_does_not_depend_on_the_batch(variant: str, beam: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    model = eos_prone(variant, 0)
+    rng = np.random.default_rng(0)
+    fr = [list(rng.integers(4, SRC_V, rng.integers(1, 9))) + [EOS] for _ in range(11)]
+    split = Split(pd.DataFrame({"fr_ids": fr, "en_ids": [[EOS]] * 11, "line": range(11)}))
+    cpu = torch.device("cpu")
+    alone = translate_split(model, split, 1, 10, cpu, beam, 0.6)
+    for size in (3, 11):
+        assert translate_split(model, split, size, 10, cpu, beam, 0.6) == alone
+    # and greedy's attention rows are a distribution over the real source words only
+    if model.cfg.attention:
+        src, lens, _ = batch(3, 6, 1)
+        hyps, attn = greedy(model, src, lens, 5)
+        assert torch.allclose(attn.sum(-1), torch.ones(attn.shape[:2]))

@@ -1,0 +1,158 @@
+"""fren-nmt translate: readable text, the same lines whichever way the input comes, and a
+one-line error (never a traceback) for every bad model file, option or input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+from pipeline.cli import main
+from pipeline.model import build_model
+from pipeline.params import ModelConfig, TokenizeParams
+from pipeline.translate import Translator, model_config, save_model_dir, to_text
+from pipeline.vocab import SPECIALS
+
+FR = SPECIALS + "où est la gare qui a fait ça pourquoi pas quand vient-il ?".split()
+EN = SPECIALS + "where is the station who did that why not when does he come ?".split()
+SENTENCES = ["Où est la gare ?", "", "Qui a fait ça ?", "Pourquoi pas ?",
+             "Quand vient-il ?", "Où est la gare ?"]
+
+
+@pytest.mark.parametrize("tokens,text", [
+    (["where", "'s", "the", "station", "?", "?"], "Where's the station?"),
+    (["i", "do", "n't", "know", "why", "?"], "I don't know why?"),
+    (["why", "ca", "n't", "i", "come", "?"], "Why can't I come?"),
+    (["what", "are", "you", "gon", "na", "do", "?"], "What are you gonna do?"),
+    (["who", "lives", "in", "the", "t_up", "usa", "?"], "Who lives in the USA?"),
+    (["t_up", "nasa", "?"], "NASA?"),
+    (["what", "'re", "you", "doing", "!", "!", "!"], "What're you doing!"),
+    (["who", "said", ",", "\"", "go", "home", "\"", "?"], 'Who said, "go home"?'),
+    (["what", "(", "exactly", ")", "is", "it", "?"], "What (exactly) is it?"),
+    (["\"", "why", "\"", "?"], '"Why"?'),
+    (["what", "’s", "that", "?"], "What's that?"),
+    (["it", "costs", "$", "5", "?"], "It costs $5?"),
+    (["which", "is", "it", ":", "a", "or", "b", "?"], "Which is it: a or b?"),
+    (["?"], "?"),
+    ([], ""),
+])
+def test_tokens_become_text(tokens: list[str], text: str) -> None:
+    assert to_text(tokens) == text
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random attention model with its vocabularies, as train@VARIANT writes it."""
+    torch.manual_seed(1)  # a seed whose outputs differ from sentence to sentence
+    cfg = ModelConfig(enc_hidden=8, att_hidden=8, bidirectional=True, attention=True,
+                      emb_std=1.0)
+    model = build_model(cfg, len(FR), len(EN), 10)
+    path = tmp_path_factory.mktemp("m") / "model"
+    save_model_dir(path, model, model_config(cfg, TokenizeParams(), 10, 12, 8), FR, EN)
+    return path
+
+
+def command(*args: str, stdin: bytes | str = b"") -> subprocess.CompletedProcess:
+    """The installed command, in its own process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    r = subprocess.run(["fren-nmt", *args], input=data, capture_output=True, env=env)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(),
+                                       r.stderr.decode())
+
+
+def cli(*args: str, stdin: bytes | str = b"") -> subprocess.CompletedProcess:
+    """The same command in this process (fast): its exit code, stdout and stderr."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = io.StringIO(), io.StringIO()
+    fake_stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    code = 0
+    with mock.patch.object(sys, "stdin", fake_stdin), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def test_file_stdin_and_one_at_a_time_give_the_same_lines(model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    text = "\n".join(SENTENCES) + "\n"
+    source = tmp_path / "in.fr"
+    source.write_text(text, encoding="utf-8")
+    for extra in ([], ["--beam", "3"], ["--tokens"]):
+        piped = command("translate", "--model", str(model_dir), *extra, stdin=text)
+        assert piped.returncode == 0, piped.stderr
+        from_file = cli("translate", "--model", str(model_dir), "--input", str(source), *extra)
+        assert from_file.stdout == piped.stdout
+        lines = piped.stdout.split("\n")
+        assert len(lines) == len(SENTENCES) + 1 and lines[-1] == ""
+        assert lines[1] == "" and lines[0] == lines[5]
+        assert "--beam" in extra or lines[0]  # this random model's beam prefers to stop
+    tr = Translator(model_dir)
+    together = tr.translate(SENTENCES, batch_size=4, beam_size=3, alpha=0.6)
+    alone = [tr.translate([s], beam_size=3, alpha=0.6)[0] for s in SENTENCES]
+    assert together == alone
+    assert together == cli("translate", "--model", str(model_dir), "--beam", "3",
+                           stdin=text).stdout.splitlines()
+
+
+def test_nbest_prints_k_scored_hypotheses_per_line(model_dir: Path) -> None:
+    r = cli("translate", "--model", str(model_dir), "--beam", "4", "--nbest", "3",
+            stdin="Où est la gare ?\nPourquoi pas ?\n")
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["1"] * 3 + ["2"] * 3
+    for n in ("1", "2"):
+        scores = [float(row[1]) for row in rows if row[0] == n]
+        assert scores == sorted(scores, reverse=True)
+    best = cli("translate", "--model", str(model_dir), "--beam", "4",
+               stdin="Où est la gare ?\nPourquoi pas ?\n").stdout.splitlines()
+    assert [rows[0][2], rows[3][2]] == best
+
+
+def one_line_error(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr and "weights_only" not in r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04trunc", os.urandom(2048)])
+def test_a_damaged_model_file_is_one_line(model_dir: Path, tmp_path: Path,
+                                          content: bytes) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    good = (model_dir / "model.pt").read_bytes()
+    (broken / "model.pt").write_bytes(content or b"")
+    one_line_error(cli("translate", "--model", str(broken), stdin="Qui ?\n"), "model.pt")
+    (broken / "model.pt").write_bytes(good[: len(good) // 2])  # truncated
+    one_line_error(cli("translate", "--model", str(broken), stdin="Qui ?\n"), "model.pt")
+
+
+def test_bad_options_and_input_are_one_line(model_dir: Path) -> None:
+    m = str(model_dir)
+    if not torch.cuda.is_available():
+        one_line_error(cli("translate", "--model", m, "--device", "cuda", stdin="Qui ?\n"),
+                       "--device", "cuda")
+    one_line_error(cli("translate", "--model", m, "--device", "tpu", stdin="Qui ?\n"), "tpu")
+    for option in ("--batch-size", "--beam"):
+        for value in ("0", "-3", "two"):
+            one_line_error(cli("translate", "--model", m, option, value), option)
+    one_line_error(cli("translate", "--model", m, "--alpha", "-1"), "--alpha")
+    one_line_error(cli("translate", "--model", m, "--beam", "2", "--nbest", "3"), "--nbest")
+    bad = "Où est la gare ?\nQui a fait ça ?\n".encode() + b"Pourquoi \xff pas ?\n"
+    one_line_error(cli("translate", "--model", m, stdin=bad), "line 3", "UTF-8")
+    one_line_error(cli("translate", "--model", m, "--input", "/nonexistent/x.fr"),
+                   "/nonexistent/x.fr")
