@@ -1,13 +1,16 @@
 """Training-step speed of each variant at the lesson's sizes: project vs the lesson's way.
 
     python benchmarks/bench_train.py [--steps 3] [--device cpu|cuda] [--variants ...]
+                                     [--precisions fp32 bf16]
 
 One step = forward, loss, backward, optimizer, on random token ids: batch 125, source length
 30, target length 25, vocabularies 24,793 (fr) / 17,573 (en), embeddings 300, hidden 256,
 2 layers. The reference (benchmarks/reference.py) and the project's path run the same model
 with the same parameters, interleaved step by step in one process so both see the same
 machine load; the table gives the median time per step, tokens per second and the time of
-an epoch of 45,219 pairs.
+an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
+(pipeline.train.CapturedSteps: the whole step replayed as one CUDA graph, as training runs it);
+the first WARMUP steps of every way are not timed (the captured way warms up, then captures).
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import reference_step  # noqa: E402
 
+from pipeline.data import Batch  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import VARIANTS, load_params, variant_configs  # noqa: E402
-from pipeline.train import make_optimizer, train_step  # noqa: E402
+from pipeline.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
 
 B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
+WARMUP = 5  # untimed CUDA steps per way: allocators, cuDNN plans, the captured way's capture
 
 
 def sync(device: torch.device) -> None:
@@ -65,21 +70,34 @@ def main() -> None:
         ways = {"reference": lambda m=ref_model, o=ref_opt, f=force: reference_step(
             m, o, src, src_len, tgt, f)}
         for precision in args.precisions:
-            cfg = type(tcfg)(**{**tcfg.__dict__, "precision": precision, "lr": 1e-4})
+            # bucket 1: the batch already has one fixed shape; padding it would add steps
+            cfg = type(tcfg)(**{**tcfg.__dict__, "precision": precision, "lr": 1e-4,
+                                "bucket": 1})
             torch.manual_seed(0)
             m = build_model(mcfg, V_FR, V_EN, EMB).to(device).train()
             opt = make_optimizer(m, cfg, device)
             ways[f"project {precision}"] = (
-                lambda m=m, o=opt, c=cfg, f=force: train_step(m, _Batch(src, src_len, tgt), o,
-                                                              c, device, f))
+                lambda m=m, o=opt, c=cfg, f=force: train_step(m, Batch(src, src_len, tgt, None),
+                                                              o, c, device, f))
+            if device.type == "cuda":
+                torch.manual_seed(0)
+                m = build_model(mcfg, V_FR, V_EN, EMB).to(device).train()
+                opt = make_optimizer(m, cfg, device)
+                set_lr(opt, cfg.lr)
+                steps = CapturedSteps(m, opt, cfg, device)
+                host = Batch(src.cpu().pin_memory(), src_len.cpu().pin_memory(),
+                             tgt.cpu().pin_memory(), None)
+                ways[f"project {precision} captured"] = (
+                    lambda s=steps, h=host, f=force: s(h, f))
         times: dict[str, list[float]] = {k: [] for k in ways}
-        for step in range(args.steps + 1):
+        warmup = WARMUP if device.type == "cuda" else 1
+        for step in range(args.steps + warmup):
             for way, fn in ways.items():
                 sync(device)
                 t0 = time.perf_counter()
                 fn()
                 sync(device)
-                if step > 0:  # the first step warms up allocators and kernels
+                if step >= warmup:
                     times[way].append(time.perf_counter() - t0)
         ref = statistics.median(times["reference"])
         for way, ts in times.items():
@@ -87,11 +105,6 @@ def main() -> None:
             epoch = t * math.ceil(PAIRS / B)
             print(f"| {variant} | {way} | {t * 1e3:.0f} | {B * T / t:,.0f} | {epoch:.0f} s | "
                   f"{ref / t:.2f}x |", flush=True)
-
-
-class _Batch:
-    def __init__(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor) -> None:
-        self.src, self.src_len, self.tgt = src, src_len, tgt
 
 
 if __name__ == "__main__":

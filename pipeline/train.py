@@ -160,7 +160,8 @@ class CapturedSteps:
         size = self.cfg.bucket
         batch = pad_batch(batch, bucket(batch.src.size(1), size), bucket(batch.tgt.size(1), size))
         mode = force_mode(force)
-        flags = force + [False] * (batch.tgt.size(1) - len(force))
+        # the bucket's extra steps predict padding (ignored); forced ones keep the fast path
+        flags = force + [mode == "forced"] * (batch.tgt.size(1) - len(force))
         key = (*batch.src.shape, batch.tgt.size(1), mode)
         if key in self.graphs:
             graph, static, flag_buf, loss = self.graphs[key]

@@ -1,0 +1,139 @@
+"""Wall time of whole five-variant trainings: the lesson's reproduction and the default run.
+
+    python benchmarks/bench_repro.py lesson  [--device cpu|cuda] [--fraction F] [--variants ...]
+    python benchmarks/bench_repro.py tatoeba [--device cpu|cuda] [--fraction F] [--data DIR]
+
+lesson:  the lesson's sizes with token ids this script makes (seeded): 45,219 training and
+         5,041 validation pairs, vocabularies 24,793 (fr) / 17,573 (en) plus the 4 specials,
+         French lengths 3-30 and English 3-25 tokens (uniform), batch 125, each variant's
+         epochs from params.yaml (12/12/12/15/15). Embeddings random.
+tatoeba: the default params on the processed Tatoeba data (`dvc repro embeddings` with
+         data.url at the shared tarball makes DIR), training then evaluation (both
+         validation losses, greedy and beam BLEU), as the train and evaluate stages run them.
+
+Training runs `pipeline.train.fit` (captured CUDA graphs on CUDA, as the pipeline trains) for
+one epoch of `fraction` of the training and validation pairs; the figure for the whole run is
+that epoch's time / fraction x the variant's epochs (--fraction 1 times a real epoch).
+Variants run one after another in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.data import Split  # noqa: E402
+from pipeline.params import VARIANTS, EvaluateParams, load_params, section  # noqa: E402
+from pipeline.train import fit, pick_device, prepare, set_threads, validation_loss  # noqa: E402
+
+TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
+
+
+def synthetic(n: int, seed: int) -> Split:
+    rng = np.random.default_rng(seed)
+    fr = [rng.integers(4, V_FR, rng.integers(3, 31)) for _ in range(n)]
+    en = [rng.integers(4, V_EN, rng.integers(3, 26)) for _ in range(n)]
+    return Split(pd.DataFrame({"fr_ids": fr, "en_ids": en, "line": range(n)}))
+
+
+def subset(split: Split, fraction: float) -> Split:
+    n = max(1, round(len(split) * fraction))
+    out = Split.__new__(Split)
+    out.src, out.tgt = split.src[:n], split.tgt[:n]
+    out.lines, out.src_lengths = split.lines[:n], split.src_lengths[:n]
+    return out
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", choices=["lesson", "tatoeba"])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--fraction", type=float, default=1.0,
+                    help="share of the training pairs in the timed epoch (default 1)")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--data", default=str(ROOT / "data/processed"))
+    args = ap.parse_args()
+    params = load_params(ROOT / "params.yaml")
+    device = pick_device(args.device, "--device")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() \
+        or platform.machine()
+    print(f"device: {device} ({name}), torch {torch.__version__}, threads "
+          f"{torch.get_num_threads()}; {args.run}, fraction {args.fraction}")
+    print("| variant | epochs | timed epoch | train (whole run) | evaluate | total |")
+    print("|---|---:|---:|---:|---:|---:|")
+    grand = 0.0
+    for variant in args.variants:
+        _, tcfg, train, valid, _, vocab_en, model, _ = prepare(params, variant, args.data) \
+            if args.run == "tatoeba" else _lesson(params, variant)
+        set_threads(tcfg.threads)
+        if args.run == "lesson":
+            tcfg = dataclasses.replace(tcfg, batch_size=125)
+        one = dataclasses.replace(tcfg, epochs=1)
+        part = subset(train, args.fraction)
+        with tempfile.TemporaryDirectory() as tmp:
+            sync(device)
+            t0 = time.perf_counter()
+            fit(model, part, subset(valid, args.fraction), one, device, Path(tmp) / "ckpt.pt",
+                "bench")
+            sync(device)
+            epoch = time.perf_counter() - t0
+        train_time = epoch / args.fraction * tcfg.epochs
+        t0 = time.perf_counter()
+        if args.run == "tatoeba":
+            _evaluate(params, model, valid, vocab_en, device)
+        else:
+            validation_loss(model, valid, 125, device)
+        sync(device)
+        ev = time.perf_counter() - t0
+        grand += train_time + ev
+        print(f"| {variant} | {tcfg.epochs} | {epoch:.1f} s | {train_time / 60:.1f} min | "
+              f"{ev:.1f} s | {(train_time + ev) / 60:.1f} min |", flush=True)
+    print(f"| all | | | | | **{grand / 60:.1f} min** |")
+
+
+def _lesson(params: dict, variant: str):  # noqa: ANN202 - prepare()'s tuple
+    from pipeline.model import build_model
+    from pipeline.params import variant_configs
+
+    mcfg, tcfg = variant_configs(params, variant)
+    torch.manual_seed(tcfg.seed)
+    model = build_model(mcfg, V_FR, V_EN, 300)
+    return mcfg, tcfg, synthetic(TRAIN, 0), synthetic(VALID, 1), None, None, model, None
+
+
+def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list[str],
+              device: torch.device) -> None:
+    """What evaluate@VARIANT computes (references: the ids, not the full token lists)."""
+    from pipeline.metrics import bleu, lesson_val_loss
+    from pipeline.search import translate_split
+    from pipeline.translate import ids_to_tokens
+
+    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
+    max_len = ev.max_decode_len or max(len(t) for t in valid.tgt)
+    refs = [" ".join(ids_to_tokens(list(t), vocab_en)) for t in valid.tgt]
+    for beam in (1, ev.beam_size):
+        hyps = translate_split(model, valid, ev.batch_size, max_len, device, beam, ev.alpha)
+        bleu([" ".join(ids_to_tokens(h, vocab_en)) for h in hyps], refs)
+    lesson_val_loss(model, valid, ev.batch_size, device)
+    validation_loss(model, valid, ev.batch_size, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The training step a CUDA graph captures: padded to length buckets, teacher forcing as a
+device tensor, no host reads. It must compute what the eager step computes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_fast_path import FORCES, T, assert_same_gradients
+from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
+
+from pipeline.data import Batch
+from pipeline.model import build_model
+from pipeline.params import VARIANTS, TrainConfig
+from pipeline.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
+from pipeline.vocab import PAD
+
+CPU = torch.device("cpu")
+
+
+def padded_batch(seed: int) -> Batch:
+    src, lens, tgt = batch(5, 7, T, seed=seed)
+    tgt[1:3, 4:] = PAD
+    return Batch(src, lens, tgt, None)
+
+
+def static_force(force: list[bool], steps: int) -> list[bool] | torch.Tensor:
+    """What CapturedSteps passes for these flags, padded to `steps`."""
+    mode = force_mode(force)
+    flags = force + [mode == "forced"] * (steps - len(force))
+    return torch.tensor(flags) if mode == "mixed" else flags
+
+
+def grads(model: torch.nn.Module) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("force", list(FORCES))
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_bucketed_static_step_equals_the_eager_step(variant: str, force: str,
+                                                    smoothing: float) -> None:
+    torch.manual_seed(0)
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()  # no dropout draws
+    cfg = TrainConfig(label_smoothing=smoothing)
+    b = padded_batch(4)
+    loss = loss_backward(model, b, cfg, CPU, FORCES[force])
+    g_eager = grads(model)
+    model.zero_grad(set_to_none=True)
+    big = pad_batch(b, bucket(7, 8), bucket(T, 8))
+    assert big.src.shape == (5, 8) and big.tgt.shape == (5, 8)
+    static = loss_backward(model, big, cfg, CPU, static_force(FORCES[force], 8))
+    assert torch.allclose(static, loss, atol=1e-6, rtol=1e-5)
+    assert_same_gradients(list(model.parameters()), grads(model), g_eager)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@torch._dynamo.config.patch(allow_rnn=True)  # else Dynamo refuses nn.GRU (PyTorch #167275)
+def test_the_step_compiles_as_one_graph(variant: str) -> None:
+    # fullgraph=True fails on any graph break, and a host read (.item(), bool(tensor), a
+    # tensor's value deciding Python control flow, lengths moved to the CPU) is one.
+    torch.manual_seed(0)
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
+    b = pad_batch(padded_batch(5), 8, 8)
+    cases = {"mixed": static_force(FORCES["mixed"], 8)}
+    if variant == "all":
+        cases["free"] = static_force(FORCES["free"], 8)
+        cases["forced"] = static_force(FORCES["forced"], 8)
+    for force in cases.values():
+        def step(src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+                 force: list[bool] | torch.Tensor = force) -> torch.Tensor:
+            return model.loss(src, src_len, tgt, force, label_smoothing=0.1)
+
+        torch._dynamo.reset()
+        compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+        eager_loss = step(b.src, b.src_len, b.tgt)
+        eager_grads = torch.autograd.grad(eager_loss, list(model.parameters()),
+                                          allow_unused=True)
+        loss = compiled(b.src, b.src_len, b.tgt)
+        g = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+        assert torch.allclose(loss, eager_loss, atol=1e-6)
+        assert_same_gradients(list(model.parameters()), g, eager_grads)
+
+
+def test_force_modes() -> None:
+    assert force_mode([True, True, False]) == "forced"  # the last flag feeds no step
+    assert force_mode([False, False, True]) == "free"
+    assert force_mode([True, False, True]) == "mixed"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> None:
+    from pipeline.train import make_optimizer, set_lr, train_step
+
+    dev = torch.device("cuda")
+    cfg = TrainConfig(lr=1e-3, bucket=8)
+    batches = [padded_batch(s) for s in range(6)]
+    forces = [FORCES["mixed"]] * 3 + [FORCES["forced"]] * 3
+
+    def train(captured: bool) -> tuple[list[float], torch.nn.Module]:
+        torch.manual_seed(0)
+        model = build_model(small_cfg("all", emb_dropout=0.0, enc_dropout=0.0, dec_dropout=0.0,
+                                      out_dropout=0.0), SRC_V, TGT_V, EMB).to(dev).train()
+        opt = make_optimizer(model, cfg, dev)
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+        losses = []
+        for _ in range(3):  # warm-up, capture, replay for every shape
+            for b, f in zip(batches, forces):
+                set_lr(opt, cfg.lr)
+                loss = steps(b, f) if captured else train_step(
+                    model, pad_batch(b, 8, 8).to(dev), opt, cfg, dev, static_force(f, 8))
+                losses.append(loss.item())
+        return losses, model
+
+    eager, m1 = train(False)
+    graphed, m2 = train(True)
+    assert eager == pytest.approx(graphed, rel=1e-3, abs=1e-4)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.allclose(a, b, atol=1e-4)
+
+    # dropout inside a replayed graph draws new masks every time
+    torch.manual_seed(0)
+    model = build_model(small_cfg("all"), SRC_V, TGT_V, EMB).to(dev).train()
+    opt = make_optimizer(model, cfg, dev)
+    steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+    seen = []
+    for _ in range(5):
+        set_lr(opt, 0.0)  # the weights stay: only the dropout masks can change the loss
+        seen.append(steps(batches[0], FORCES["forced"]).item())
+    assert len(steps.graphs) == 1 and len(set(seen[2:])) == 3
