@@ -123,7 +123,7 @@ def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list
     """What evaluate@VARIANT computes (references: the ids, not the full token lists)."""
     from pipeline.metrics import bleu, lesson_val_loss
     from pipeline.search import translate_split
-    from pipeline.translate import ids_to_tokens
+    from pipeline.vocab import ids_to_tokens
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
     max_len = ev.max_decode_len or max(len(t) for t in valid.tgt)

@@ -1,4 +1,4 @@
-"""The `fren-nmt` command: translate, lr-find, check-metrics, update-baseline."""
+"""The `fren-nmt` command: translate, compare, lr-find, check-metrics, update-baseline."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def read_lines(stream: object, name: str = "standard input") -> list[str]:
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
-    from pipeline.translate import Translator, ids_to_tokens, to_text
+    from pipeline.translate import Translator, to_text
+    from pipeline.vocab import ids_to_tokens
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
@@ -96,6 +97,16 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
           f"that); plot {out / args.variant}.png, data {out / args.variant}.tsv")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from pipeline.compare import format_table, from_dvc, from_folder
+
+    rows = from_folder(args.metrics) if args.metrics else from_dvc()
+    if not rows:
+        raise PipelineError("compare: no metrics of any variant yet; run `dvc repro` (or "
+                            "`bash run.sh --quick`) first")
+    print(format_table(rows, models=args.models))
+
+
 def cmd_check_metrics(args: argparse.Namespace) -> None:
     from pipeline.gate import check, format_table, load_baseline, load_current, load_tolerances
 
@@ -103,10 +114,27 @@ def cmd_check_metrics(args: argparse.Namespace) -> None:
     current = load_current(args.metrics, list(baseline))
     rows, ok = check(baseline, current, load_tolerances(args.tolerances))
     print(format_table(rows))
+    print(compared_files(args.metrics, list(baseline), args.baseline))
     if not ok:
         raise PipelineError("check-metrics: metrics got worse than the tolerance allows "
                             f"(see the table above; tolerances in {args.tolerances})")
     print("check-metrics: all metrics within tolerance")
+
+
+def compared_files(folder: str, variants: list[str], baseline: str) -> str:
+    """Which files the table compared, and when each was written: committed metrics of a
+    variant never trained here look the same as fresh ones otherwise."""
+    import datetime
+
+    lines = [f"compared with {baseline}:"]
+    for variant in variants:
+        path = Path(folder) / f"{variant}.json"
+        if path.exists():
+            when = datetime.datetime.fromtimestamp(path.stat().st_mtime)
+            lines.append(f"  {path} (written {when:%Y-%m-%d %H:%M})")
+        else:
+            lines.append(f"  {path} (missing)")
+    return "\n".join(lines)
 
 
 def cmd_update_baseline(args: argparse.Namespace) -> None:
@@ -176,6 +204,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/processed", help="the vocab/embeddings stage outputs")
     p.add_argument("--out", default="reports/lr_find", help="folder for VARIANT.png and .tsv")
     p.set_defaults(func=cmd_lr_find)
+
+    p = sub.add_parser("compare", help="the variants' BLEU, losses and time, per experiment")
+    p.add_argument("--metrics", help="read this folder of VARIANT.json files instead of "
+                   "`dvc exp show` (workspace, last commit and its experiments)")
+    p.add_argument("--models", default="models",
+                   help="model directories, to mark variants not trained here (default models)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("check-metrics", help="fail if metrics are worse than the baseline")
     p.add_argument("--metrics", default="metrics", help="folder of VARIANT.json files")

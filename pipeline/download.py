@@ -104,7 +104,8 @@ def download_http(url: str, dest: Path, sha256: str | None = None, retries: int 
                       f"{wait:.0f}s", flush=True)
                 time.sleep(wait)
     else:
-        raise PipelineError(f"{url}: download failed after {retries} attempts: {last}")
+        raise PipelineError(f"{url}: download failed after {retries} attempts: {last}; to "
+                            "work offline, point data.url at a local copy of the tarball")
     try:
         _check_sha256(part, sha256, url)
     except PipelineError:

@@ -1,114 +1,39 @@
-"""Model directories (save, load) and translation of raw sentences into text a person reads.
+"""Translation of raw French sentences into English text a person reads.
 
-A model directory (models/VARIANT) holds everything `fren-nmt translate` needs: the weights
-(model.pt, a state dict loaded with weights_only=True), config.json (model options, sizes,
-tokenizer settings, maximum lengths) and both vocabularies as JSON. Searching lives in
-pipeline/search.py.
+`Translator` loads a model directory (pipeline/modeldir.py), tokenizes as training did,
+searches (pipeline/search.py) and turns the tokens back into text (`to_text`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import sys
-from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from pipeline.data import pad
-from pipeline.files import PipelineError, read_json
-from pipeline.model import Seq2Seq
-from pipeline.params import ModelConfig, TokenizeParams, from_dict
+from pipeline.modeldir import load_model_dir
+from pipeline.params import TokenizeParams, from_dict
 from pipeline.search import Hypothesis, beam_search, greedy
+from pipeline.tokenize import CAPS, tokenize
 from pipeline.train import pick_device
-from pipeline.vocab import EOS, PAD, SPECIALS, UNK
-
-FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly
-CAPS = "t_up"  # the tokenizer's marker: the next word was written in capitals
-
-
-def save_model_dir(path: str | Path, model: Seq2Seq, config: dict, vocab_fr: list[str],
-                   vocab_en: list[str], extra: dict | None = None) -> None:
-    """Write the directory under a temporary name, then swap it into place."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-    (tmp / "config.json").write_text(json.dumps({"format": FORMAT, **config}, indent=2))
-    (tmp / "vocab_fr.json").write_text(json.dumps(vocab_fr, ensure_ascii=False))
-    (tmp / "vocab_en.json").write_text(json.dumps(vocab_en, ensure_ascii=False))
-    for name, obj in (extra or {}).items():
-        (tmp / name).write_text(json.dumps(obj, indent=2))
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
-
-
-def model_config(cfg: ModelConfig, tok: TokenizeParams, emb_dim: int, max_src_len: int,
-                 max_tgt_len: int) -> dict:
-    return {"model": asdict(cfg), "tokenize": asdict(tok), "emb_dim": emb_dim,
-            "max_src_len": int(max_src_len), "max_tgt_len": int(max_tgt_len)}
-
-
-def max_len(seqs: list[np.ndarray]) -> int:
-    return max(len(s) for s in seqs)
-
-
-def load_state(path: Path) -> dict:
-    """model.pt's state dict; anything else is a one-line error (never a traceback)."""
-    if not path.is_file():
-        raise PipelineError(f"{path}: missing")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # empty, truncated, random bytes, a pickle of something else
-        raise PipelineError(f"{path}: not a readable model file (empty, truncated or not "
-                            "written by fren-nmt); retrain with `dvc repro train@VARIANT`"
-                            ) from None
-    if not isinstance(state, dict):
-        raise PipelineError(f"{path}: holds {type(state).__name__}, not a model's weights")
-    return state
+from pipeline.vocab import EOS, UNK, ids_to_tokens
 
 
 class Translator:
     """A trained model with its vocabularies and tokenizer settings."""
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise PipelineError(f"{path}: not a model directory (no config.json); "
-                                "train one with `dvc repro train@VARIANT`")
-        config = read_json(path / "config.json")
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            found = config.get("format") if isinstance(config, dict) else None
-            raise PipelineError(f"{path}: model directory format {found!r}, this version "
-                                f"reads format {FORMAT}; retrain with `dvc repro train@VARIANT`")
         self.device = pick_device(device, "--device")
-        self.config = config
-        self.vocab_fr = read_json(path / "vocab_fr.json")
-        self.vocab_en = read_json(path / "vocab_en.json")
+        self.model, self.config, self.vocab_fr, self.vocab_en = load_model_dir(path, self.device)
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
-        self.tokenize_params = from_dict(TokenizeParams, config["tokenize"], f"{path}: tokenize")
-        cfg = from_dict(ModelConfig, config["model"], f"{path}: model")
-        self.model = Seq2Seq(cfg, len(self.vocab_fr), len(self.vocab_en), config["emb_dim"])
-        state = load_state(path / "model.pt")
-        try:
-            self.model.load_state_dict(state)
-        except (RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0]
-            raise PipelineError(f"{path}: model.pt does not fit config.json ({first})") from None
-        self.model.to(self.device).eval()
-        self.max_src_len = int(config["max_src_len"])
-        self.max_tgt_len = int(config["max_tgt_len"])
+        self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
+                                         f"{path}: tokenize")
+        self.max_src_len = int(self.config["max_src_len"])
+        self.max_tgt_len = int(self.config["max_tgt_len"])
 
     def encode(self, sentence: str) -> tuple[list[int], bool]:
         """French ids with _eos_, and whether the sentence was cut to the model's maximum."""
-        from pipeline.tokenize import tokenize
-
         p = self.tokenize_params
         toks = tokenize(sentence, "fr", p.lowercase, p.mark_caps)
         ids = [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
@@ -154,11 +79,6 @@ class Translator:
             words = ids_to_tokens(hyps[0].ids, self.vocab_en) if hyps else []
             lines.append(" ".join(words) if tokens else to_text(words))
         return lines
-
-
-def ids_to_tokens(ids: list[int], itos: list[str]) -> list[str]:
-    """Tokens of ids, with padding and the other specials left out (but _unk kept)."""
-    return [itos[i] for i in ids if i != PAD and (itos[i] not in SPECIALS or i == UNK)]
 
 
 @cache

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from pipeline.files import PipelineError
 from pipeline.params import VocabParams
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
@@ -22,6 +23,11 @@ def build_vocab(sentences: Iterable[Sequence[str]], max_size: int) -> list[str]:
     freq = Counter(t for s in sentences for t in s)
     words = [w for w, _ in freq.most_common(max_size) if w not in SPECIALS]
     return SPECIALS + words
+
+
+def ids_to_tokens(ids: Sequence[int], itos: list[str]) -> list[str]:
+    """Tokens of ids, with padding and the other specials left out (but _unk kept)."""
+    return [itos[i] for i in ids if i != PAD and (itos[i] not in SPECIALS or i == UNK)]
 
 
 def numericalize(sentence: Sequence[str], stoi: dict[str, int]) -> list[int]:
@@ -49,6 +55,10 @@ def build_ids(tokens: pd.DataFrame, p: VocabParams) -> tuple[dict[str, list[str]
         stats[f"{lang}_max_len"] = max_len
         stats[f"{lang}_unk_tokens"] = int(sum(s.count(UNK) for s in seqs))
     train = split_mask(len(tokens), p.valid_fraction, p.seed)
+    if train.all() or not train.any():
+        raise PipelineError(f"vocab: the split of {len(tokens):,} pairs has {int(train.sum()):,} "
+                            f"training and {int((~train).sum()):,} validation pairs; both need "
+                            "at least one (change vocab.valid_fraction or use more data)")
     table = pd.DataFrame({
         "fr_ids": ids["fr"],
         "en_ids": ids["en"],

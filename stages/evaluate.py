@@ -9,11 +9,12 @@ import pandas as pd
 from pipeline.data import load_splits, pad
 from pipeline.files import read_json, run_main, write_json
 from pipeline.metrics import bleu, lesson_val_loss
+from pipeline.modeldir import load_model_dir, max_len
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
 from pipeline.search import greedy, translate_split
 from pipeline.train import pick_device, set_threads, validation_loss
-from pipeline.translate import Translator, ids_to_tokens, max_len
+from pipeline.vocab import ids_to_tokens
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -29,8 +30,7 @@ def main() -> None:
     _, tcfg = variant_configs(params, variant)
     set_threads(tcfg.threads)
     device = pick_device(tcfg.device)
-    tr = Translator(MODELS / variant, device=str(device))
-    model, vocab_fr, vocab_en = tr.model, tr.vocab_fr, tr.vocab_en
+    model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
     _, valid = load_splits(IDS)
     # References are the full tokenized sentences, not the ids cut at the length percentile.
     tokens = pd.read_parquet(TOKENS).set_index("line")

@@ -6,9 +6,9 @@ from pathlib import Path
 from dvclive import Live
 
 from pipeline.files import run_main
+from pipeline.modeldir import max_len, model_config, save_model_dir
 from pipeline.params import TokenizeParams, load_params, section
 from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare
-from pipeline.translate import max_len, model_config, save_model_dir
 
 PROCESSED = "data/processed"
 MODELS = Path("models")
@@ -30,6 +30,8 @@ def main() -> None:
           f"{len(train):,} train / {len(valid):,} valid pairs, device {device}")
     with Live(f"dvclive/{variant}", resume=state is not None, dvcyaml=None, report=None,
               save_dvc_exp=False) as live:
+        if state is not None:  # one step per epoch: go on from the epochs already logged
+            live.step = state["epoch"]
         def log(values: dict) -> None:
             for key in ("train_loss", "val_loss", "pr_force", "lr"):
                 live.log_metric(key, values[key])

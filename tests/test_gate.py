@@ -110,3 +110,12 @@ def test_bad_tolerances(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text("val_bleu: -1\n")
     with pytest.raises(PipelineError, match="must not be negative"):
         load_tolerances(tmp_path / "t.yaml")
+
+
+def test_the_table_names_the_files_it_compared(tmp_path: Path, capsys) -> None:
+    cur = {"basic": BASE["basic"]}  # attention never ran here
+    code, out, _ = run(setup(tmp_path, cur), capsys)
+    assert code == 1
+    files = out[out.index("compared with"):]
+    assert f"{tmp_path / 'metrics' / 'basic.json'} (written 20" in files
+    assert f"{tmp_path / 'metrics' / 'attention.json'} (missing)" in files

@@ -16,8 +16,9 @@ import torch
 
 from pipeline.cli import main
 from pipeline.model import build_model
+from pipeline.modeldir import model_config, save_model_dir
 from pipeline.params import ModelConfig, TokenizeParams
-from pipeline.translate import Translator, model_config, save_model_dir, to_text
+from pipeline.translate import Translator, to_text
 from pipeline.vocab import SPECIALS
 
 FR = SPECIALS + "où est la gare qui a fait ça pourquoi pas quand vient-il ?".split()

@@ -1,0 +1,102 @@
+"""`fren-nmt compare`: the variants' BLEU, losses, epochs and training time, per experiment,
+in a table that fits 100 columns, with the lesson's figures beside them.
+
+`dvc exp show` lists every param and metric (over 160 columns here); this keeps what a
+comparison of variants needs. Rows come from `dvc exp show --json` (the workspace, the last
+commit and each experiment of it), or from a metrics folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.files import PipelineError, read_json
+from pipeline.params import VARIANTS
+
+# The lesson's validation losses on Giga-fren (notebook, and the course notes); DESIGN.md.
+LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
+          "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
+          "all": (3.3242, None)}
+COLUMNS = ("experiment", "variant", "BLEU", "beam", "val_loss", "lesson_loss",
+           "lesson's", "epochs", "train")
+
+
+def _exp_rows(node: object) -> Iterator[tuple[str, dict]]:
+    """(name, {metrics file: values}) for every revision in `dvc exp show --json`."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _exp_rows(item)
+    elif isinstance(node, dict):
+        data = node.get("data")
+        if isinstance(data, dict) and "rev" in node:
+            metrics = {path: (m or {}).get("data") or {}
+                       for path, m in (data.get("metrics") or {}).items()}
+            rev = str(node["rev"])
+            name = node.get("name") or (rev[:7] if len(rev) == 40 else rev)  # a commit: short
+            yield name, metrics
+        for key in ("experiments", "revs"):
+            if key in node:
+                yield from _exp_rows(node[key])
+
+
+def from_dvc(repo: str | Path = ".") -> list[tuple[str, str, dict]]:
+    try:
+        out = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
+                             text=True, check=True).stdout
+    except FileNotFoundError:
+        raise PipelineError("compare: dvc is not installed (or use --metrics DIR)") from None
+    except subprocess.CalledProcessError as e:
+        last = (e.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PipelineError(f"compare: `dvc exp show --json` failed: {last}") from None
+    rows = []
+    for name, metrics in _exp_rows(json.loads(out)):
+        for variant in VARIANTS:
+            values = metrics.get(f"metrics/{variant}.json")
+            if values:
+                rows.append((name, variant, values))
+    return rows
+
+
+def from_folder(folder: str | Path) -> list[tuple[str, str, dict]]:
+    rows = []
+    for variant in VARIANTS:
+        path = Path(folder) / f"{variant}.json"
+        if path.exists():
+            rows.append((str(folder), variant, read_json(path)))
+    return rows
+
+
+def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = None) -> str:
+    """The table; with `models`, a workspace row whose model directory is absent is marked
+    with * (committed metrics, not trained in this workspace)."""
+    def num(values: dict, key: str, fmt: str) -> str:
+        v = values.get(key)
+        return format(v, fmt) if isinstance(v, int | float) else "-"
+
+    body, marked = [], False
+    for name, variant, m in rows:
+        secs = m.get("train_seconds")
+        star = ""
+        if models is not None and name == "workspace" and \
+                not (Path(models) / variant / "model.pt").exists():
+            star, marked = "*", True
+        lesson = LESSON[variant][0]
+        body.append((name[:18] + star, variant, num(m, "val_bleu", ".1f"),
+                     num(m, "val_bleu_beam", ".1f"), num(m, "val_loss", ".3f"),
+                     num(m, "val_loss_lesson", ".3f"), f"{lesson:.3f}",
+                     num(m, "epochs", "d"),
+                     f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
+    widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]
+    right = {2, 3, 4, 5, 6, 7, 8}
+    fmt = [(lambda s, w, i=i: s.rjust(w) if i in right else s.ljust(w))
+           for i in range(len(COLUMNS))]
+    lines = ["  ".join(f(c, w) for f, c, w in zip(fmt, row, widths)) for row in [COLUMNS, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = ["BLEU: greedy search; beam: beam search (sacreBLEU on tokens). lesson_loss: the",
+             "lesson's loss definition; lesson's: the lesson notebook's figure on Giga-fren."]
+    if marked:
+        notes.append("* committed metrics: that variant was not trained in this workspace.")
+    return "\n".join(lines + [""] + notes)

@@ -1,0 +1,48 @@
+"""fren-nmt compare: rows per experiment and variant from `dvc exp show --json`, in 100
+columns, with the lesson's figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.compare import LESSON, _exp_rows, format_table, from_folder
+
+METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_loss": 1.3331,
+           "val_loss_lesson": 3.848, "epochs": 12, "train_seconds": 252.0}
+
+
+def revision(rev: str, name: str | None, variants: list[str]) -> dict:
+    metrics = {f"metrics/{v}.json": {"data": METRICS} for v in variants}
+    metrics["metrics/vocab.json"] = {"data": {"fr_vocab_size": 9}}
+    return {"rev": rev, "name": name, "data": {"rev": rev, "metrics": metrics, "params": {}}}
+
+
+def test_rows_from_dvc_exp_show_json(tmp_path: Path) -> None:
+    sha = "a" * 40
+    shown = [revision("workspace", None, ["basic", "all"]),
+             {**revision(sha, "main", ["basic"]),
+              "experiments": [{"revs": [revision("b" * 40, "quick-try", ["attention"])]}]}]
+    names = [name for name, _ in _exp_rows(json.loads(json.dumps(shown)))]
+    assert names == ["workspace", "main", "quick-try"]
+    rows = [(n, v, m[f"metrics/{v}.json"]) for n, m in _exp_rows(shown)
+            for v in ("basic", "attention", "all") if f"metrics/{v}.json" in m]
+    (tmp_path / "basic").mkdir()
+    (tmp_path / "basic" / "model.pt").write_bytes(b"x")
+    table = format_table(rows, models=tmp_path)
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == ["experiment", "variant", "BLEU", "beam", "val_loss",
+                                "lesson_loss", "lesson's", "epochs", "train"]
+    assert lines[2].split() == ["workspace", "basic", "54.2", "55.0", "1.333", "3.848",
+                                f"{LESSON['basic'][0]:.3f}", "12", "4.2", "min"]
+    assert lines[3].startswith("workspace*")  # all: no model here, committed metrics
+    assert lines[4].split()[:2] == ["main", "basic"] and lines[5].startswith("quick-try")
+    assert "* committed metrics" in table
+
+
+def test_rows_from_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "bidir.json").write_text(json.dumps({"val_bleu": 12.5}))
+    rows = from_folder(tmp_path)
+    assert [(v, m["val_bleu"]) for _, v, m in rows] == [("bidir", 12.5)]
+    assert format_table(rows).splitlines()[2].split()[2:4] == ["12.5", "-"]

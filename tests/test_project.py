@@ -1,0 +1,162 @@
+"""The project's own bookkeeping: dvc.yaml names every module a stage runs, and params.yaml
+agrees with the defaults in pipeline/params.py."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import params as P
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+YAML = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def project_imports(module: Path) -> set[str]:
+    """Every project file that running `module` imports, directly or through another one
+    (imports inside functions count: they run when the stage calls them)."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        path = todo.pop()
+        rel = str(path.relative_to(ROOT))
+        if rel in seen:
+            continue
+        seen.add(rel)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name.split(".")[0] in ("pipeline", "stages"):
+                    candidate = ROOT / (name.replace(".", "/") + ".py")
+                    if candidate.is_file():
+                        todo.append(candidate)
+    return {s for s in seen if not s.endswith("__init__.py")}
+
+
+def stage_deps(name: str) -> tuple[Path, set[str]]:
+    stage = DVC["stages"][name]
+    body = stage.get("do", stage)
+    script = body["cmd"].split()[2]  # python -m stages.X [item]
+    return ROOT / (script.replace(".", "/") + ".py"), set(body["deps"])
+
+
+@pytest.mark.parametrize("name", list(DVC["stages"]))
+def test_every_stage_depends_on_every_module_it_runs(name: str) -> None:
+    script, deps = stage_deps(name)
+    missing = sorted(project_imports(script) - deps)
+    assert not missing, f"dvc.yaml: stage {name} lacks deps {missing}"
+    stale = sorted(d for d in deps if d.endswith(".py") and d not in project_imports(script))
+    assert not stale, f"dvc.yaml: stage {name} lists modules it does not import: {stale}"
+
+
+def test_the_import_walk_sees_indirect_and_function_level_imports() -> None:
+    found = project_imports(ROOT / "stages/train.py")
+    assert {"pipeline/params.py", "pipeline/files.py", "pipeline/data.py"} <= found
+    # cli imports translate inside a function, and translate imports tokenize
+    assert "pipeline/tokenize.py" in project_imports(ROOT / "pipeline/cli.py")
+
+
+SECTIONS = {"data": P.DataParams, "filter": P.FilterParams, "tokenize": P.TokenizeParams,
+            "vocab": P.VocabParams, "embeddings": P.EmbeddingsParams, "model": P.ModelConfig,
+            "train": P.TrainConfig, "evaluate": P.EvaluateParams}
+
+
+def plain(value: object) -> object:
+    if dataclasses.is_dataclass(value):
+        return {k: plain(v) for k, v in dataclasses.asdict(value).items()}
+    return list(value) if isinstance(value, tuple) else value
+
+
+@pytest.mark.parametrize("name", list(SECTIONS))
+def test_params_yaml_holds_the_code_defaults(name: str) -> None:
+    # pipeline/params.py's dataclasses are the one source of defaults; params.yaml shows every
+    # knob with that value (epochs and lr are per variant, and data.url may point elsewhere).
+    defaults = plain(SECTIONS[name]())
+    written = YAML[name]
+    per_variant = {"epochs", "lr"} if name == "train" else set()
+    assert set(written) | per_variant == set(defaults), name
+    for key, value in written.items():
+        if (name, key) != ("data", "url"):
+            assert value == defaults[key], f"{name}.{key}: params.yaml {value!r}, code " \
+                f"{defaults[key]!r}"
+
+
+def test_every_variant_shows_its_epochs_and_lr() -> None:
+    for variant in P.VARIANTS:
+        assert {"epochs", "lr"} <= set(YAML["variants"][variant]["train"]), variant
+    basic = YAML["variants"]["basic"]["train"]
+    assert (basic["epochs"], basic["lr"]) == (P.TrainConfig().epochs, P.TrainConfig().lr)
+
+
+@pytest.mark.parametrize("where,value,allowed", [
+    ("train.lr", 0.0, "> 0"), ("train.lr", -1e-3, "> 0"),
+    ("model.emb_dropout", 1.0, "in [0, 1)"), ("model.out_dropout", -0.1, "in [0, 1)"),
+    ("model.enc_hidden", 0, "> 0"), ("model.att_hidden", -5, "> 0"),
+    ("model.enc_layers", 0, "> 0"), ("embeddings.dim", 0, "> 0"),
+    ("vocab.max_len_percentile", 0.0, "in (0, 100]"),
+    ("vocab.max_len_percentile", 101.0, "in (0, 100]"),
+    ("vocab.valid_fraction", 0.0, "in (0, 1)"), ("vocab.valid_fraction", 1.0, "in (0, 1)"),
+    ("tokenize.max_en_tokens", 0, "> 0"), ("train.batch_size", 0, "> 0"),
+    ("train.epochs", 0, "> 0"), ("evaluate.beam_size", 0, "> 0"),
+    ("evaluate.alpha", -1.0, ">= 0"), ("train.bucket", 0, "> 0"),
+])
+def test_out_of_range_params_name_the_param(where: str, value: object, allowed: str) -> None:
+    section, key = where.split(".")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if (section, key) in (("train", "lr"), ("train", "epochs")):  # set per variant
+        params["variants"]["attention"]["train"][key] = value
+    else:
+        params[section][key] = value
+    with pytest.raises(P.PipelineError) as e:
+        if section in ("model", "train"):
+            P.variant_configs(params, "attention")
+        else:
+            P.section(params, section, SECTIONS[section])
+    message = str(e.value)
+    assert message == f"{'variants.attention.' if section in ('model', 'train') else ''}" \
+        f"{where}: {value!r} is out of range (must be {allowed})"
+
+
+def test_a_variant_override_out_of_range_names_the_variant() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["variants"]["bidir"]["train"]["lr"] = 0.0
+    with pytest.raises(P.PipelineError, match=r"^variants\.bidir\.train\.lr: 0\.0 is out"):
+        P.variant_configs(params, "bidir")
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    from pipeline.files import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        os.umask(0o077)
+        write_json(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_vocab_refuses_a_split_without_training_or_validation_pairs() -> None:
+    import pandas as pd
+
+    from pipeline.vocab import build_ids
+
+    tokens = pd.DataFrame({"fr_tokens": [["qui", "?"]] * 3, "en_tokens": [["who", "?"]] * 3,
+                           "line": range(3)})
+    for fraction in (0.999999, 1e-9):
+        with pytest.raises(P.PipelineError, match=r"vocab: the split of 3 pairs has \d+ "
+                           r"training and \d+ validation pairs; both need at least one"):
+            build_ids(tokens, P.VocabParams(valid_fraction=fraction))
