@@ -2,12 +2,30 @@
 # The main job: install, then rebuild the whole pipeline with DVC.
 #   bash run.sh                       # dvc repro with params.yaml (downloads Giga-fren, 2.3 GB)
 #   bash run.sh -S data.url=PATH ...  # dvc exp run with params set, e.g. the offline tarball
+#   bash run.sh --quick               # offline, all five variants for one epoch (~4 min on
+#                                     # 2 cores), then the comparison table
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install.sh
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  tarball="${FREN_NMT_TARBALL:-../shared/data/training-giga-fren-tatoeba.tar}"
+  [ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
+  tarball="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"
+  set -- -S "data.url=$tarball" -S embeddings.train.epochs=5 -S train.batch_size=32 \
+    -S variants.basic.train.epochs=1 -S variants.bidir.train.epochs=1 \
+    -S variants.teacher_forcing.train.epochs=1 -S variants.attention.train.epochs=1 \
+    -S variants.all.train.epochs=1 "$@"
+  start=$(date +%s)
+  dvc exp run "$@"
+  echo "quick run: $(( $(date +%s) - start ))s; params.yaml now holds its settings" \
+    "(git checkout params.yaml to go back)"
+  fren-nmt compare --metrics metrics
+  exit
+fi
 if [ $# -eq 0 ]; then
   dvc repro
 else
   dvc exp run "$@"
 fi
-dvc metrics show
+fren-nmt compare --metrics metrics
