@@ -27,6 +27,7 @@ in a CUDA graph (pipeline/train.py).
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -36,6 +37,10 @@ from torch import nn
 from pipeline.files import PipelineError
 from pipeline.params import ModelConfig
 from pipeline.vocab import BOS, PAD
+
+# The encoder calls its GRU's weights one layer and direction at a time: on CUDA, cuDNN copies
+# them into its own layout on every call (cheap at this size) and warns each time.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
 
 LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest measured)
 

@@ -105,10 +105,10 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     sh(["dvc", "repro", "-f", "-s", "train@basic"], workspace)
     sh(["dvc", "repro", "-f", "-s", "evaluate@basic"], workspace)
     second = json.loads((workspace / "metrics/basic.json").read_text())
-    for key in ("val_loss", "val_loss_lesson", "val_bleu"):
+    for key in ("val_loss", "val_loss_lesson", "val_bleu", "val_bleu_beam"):
         assert first[key] == second[key], key
     assert (workspace / "reports/basic/samples.tsv").read_text().startswith(
-        "source\treference\tprediction")
+        "source\treference\tgreedy\tbeam\n")
 
     model = str(workspace / "models/basic")
     text = "Où est la gare ?\n\nQui est xyzzyplugh ?\n" + "Pourquoi " * 80 + "?\n"
@@ -144,3 +144,32 @@ def test_lr_find_writes_plot_and_data(workspace: Path) -> None:
     lrs = [float(row.split("\t")[0]) for row in rows[1:]]
     assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-5)
     assert (workspace / "lrf/attention.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_and_its_curves_go_on(workspace: Path) -> None:
+    import time
+
+    saved = (workspace / "params.yaml").read_text()
+    checkpoint = workspace / "checkpoints/basic.pt"
+    curves = workspace / "dvclive/basic/plots/metrics/val_loss.tsv"
+    try:
+        set_params(workspace, "variants.basic.train.epochs=2", "train.batch_size=64")
+        shutil.rmtree(workspace / "dvclive/basic", ignore_errors=True)
+        checkpoint.unlink(missing_ok=True)
+        sh(["dvc", "repro", "embeddings"], workspace)
+        run = subprocess.Popen([sys.executable, "-m", "stages.train", "basic"], cwd=workspace,
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.kill()  # during epoch 2
+        run.wait()
+        assert checkpoint.exists(), "no checkpoint after the first epoch"
+        out = sh([sys.executable, "-m", "stages.train", "basic"], workspace).stdout
+        assert "resuming after epoch 1" in out
+        steps = [row.split("\t")[0] for row in curves.read_text().splitlines()[1:]]
+        assert steps == ["0", "1"]
+    finally:
+        (workspace / "params.yaml").write_text(saved)
+        checkpoint.unlink(missing_ok=True)
