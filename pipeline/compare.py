@@ -24,22 +24,28 @@ COLUMNS = ("experiment", "variant", "BLEU", "beam", "val_loss", "lesson_loss",
            "lesson's", "epochs", "train")
 
 
-def _exp_rows(node: object) -> Iterator[tuple[str, dict]]:
-    """(name, {metrics file: values}) for every revision in `dvc exp show --json`."""
+def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, dict]]:
+    """(name, {metrics file: values}) for every revision in `dvc exp show --json`. An
+    experiment keeps only the files that differ from its commit's: the others are the
+    commit's own (committed metrics of variants the experiment did not run)."""
     if isinstance(node, list):
         for item in node:
-            yield from _exp_rows(item)
+            yield from _exp_rows(item, parent)
     elif isinstance(node, dict):
         data = node.get("data")
+        own = parent
         if isinstance(data, dict) and "rev" in node:
             metrics = {path: (m or {}).get("data") or {}
                        for path, m in (data.get("metrics") or {}).items()}
             rev = str(node["rev"])
             name = node.get("name") or (rev[:7] if len(rev) == 40 else rev)  # a commit: short
+            if parent is not None:
+                metrics = {k: v for k, v in metrics.items() if parent.get(k) != v}
+            own = metrics
             yield name, metrics
         for key in ("experiments", "revs"):
             if key in node:
-                yield from _exp_rows(node[key])
+                yield from _exp_rows(node[key], own if key == "experiments" else parent)
 
 
 def from_dvc(repo: str | Path = ".") -> list[tuple[str, str, dict]]:

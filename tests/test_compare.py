@@ -38,7 +38,19 @@ def test_rows_from_dvc_exp_show_json(tmp_path: Path) -> None:
                                 f"{LESSON['basic'][0]:.3f}", "12", "4.2", "min"]
     assert lines[3].startswith("workspace*")  # all: no model here, committed metrics
     assert lines[4].split()[:2] == ["main", "basic"] and lines[5].startswith("quick-try")
+    assert len([line for line in lines if line.startswith("quick-try")]) == 1
     assert "* committed metrics" in table
+
+
+def test_an_experiment_shows_only_what_it_changed() -> None:
+    sha = "c" * 40
+    exp = revision("d" * 40, "par-bidir", ["basic", "bidir"])
+    exp["data"]["metrics"]["metrics/bidir.json"] = {"data": {**METRICS, "val_bleu": 40.0}}
+    shown = [{**revision(sha, "main", ["basic", "bidir"]), "experiments": [{"revs": [exp]}]}]
+    rows = dict(_exp_rows(shown))
+    assert set(rows["main"]) == {"metrics/basic.json", "metrics/bidir.json",
+                                 "metrics/vocab.json"}
+    assert set(rows["par-bidir"]) == {"metrics/bidir.json"}  # basic's is main's own
 
 
 def test_rows_from_a_folder(tmp_path: Path) -> None:
