@@ -49,10 +49,13 @@ def synthetic(n: int, seed: int) -> Split:
 
 
 def subset(split: Split, fraction: float) -> Split:
+    """A random share of the split (the Tatoeba rows are sorted by length: a prefix would be
+    the shortest sentences)."""
     n = max(1, round(len(split) * fraction))
+    rows = np.random.default_rng(0).permutation(len(split))[:n]
     out = Split.__new__(Split)
-    out.src, out.tgt = split.src[:n], split.tgt[:n]
-    out.lines, out.src_lengths = split.lines[:n], split.src_lengths[:n]
+    out.src, out.tgt = [split.src[i] for i in rows], [split.tgt[i] for i in rows]
+    out.lines, out.src_lengths = split.lines[rows], split.src_lengths[rows]
     return out
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Train and evaluate the five variants side by side, as DVC queued experiments (one per
+# variant), then print the comparison. Made for one GPU, where one variant leaves most of it
+# idle; on a 2-core CPU they only share the cores.
+#   bash scripts/queue_variants.sh [-S key=value ...]      # JOBS=5 by default
+# Queued experiments see only what git tracks: commit params.yaml (data.url included) first.
+# The data stages run here once; their results reach the queued runs through dvc.lock and
+# DVC's cache. Each experiment then holds one variant: `fren-nmt compare` shows them side by
+# side, `dvc exp apply NAME` brings one into the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="${JOBS:-5}"
+git diff --quiet HEAD -- params.yaml dvc.yaml ||
+  { echo "error: params.yaml or dvc.yaml has uncommitted changes; queued runs would not see them" >&2; exit 1; }
+dvc repro embeddings
+if ! git diff --quiet HEAD -- dvc.lock; then
+  git add dvc.lock && git commit -qm "dvc.lock: data stages for queued variants"
+fi
+tag="q$(date +%H%M%S)"
+for v in basic bidir teacher_forcing attention all; do
+  dvc exp run --queue -q -n "$tag-$v" "$@" "evaluate@$v"
+done
+start=$(date +%s)
+dvc queue start -j "$jobs"
+while status="$(dvc queue status 2>&1)"; echo "$status" | grep -qE "Queued|Running"; do
+  sleep 10
+done
+echo "$status"
+echo "queue_variants: $(( $(date +%s) - start ))s for the five variants with $jobs workers"
+fren-nmt compare
+if echo "$status" | grep -q "Failed"; then
+  echo "error: some experiments failed; see dvc queue logs NAME" >&2
+  exit 1
+fi
