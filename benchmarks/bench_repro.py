@@ -35,7 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.data import Split  # noqa: E402
-from pipeline.params import VARIANTS, EvaluateParams, load_params, section  # noqa: E402
+from pipeline.model import build_model  # noqa: E402
+from pipeline.params import (  # noqa: E402
+    VARIANTS,
+    EvaluateParams,
+    TrainConfig,
+    load_params,
+    section,
+    variant_configs,
+)
 from pipeline.train import fit, pick_device, prepare, set_threads, validation_loss  # noqa: E402
 
 TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
@@ -83,11 +91,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     grand = 0.0
     for variant in args.variants:
-        _, tcfg, train, valid, _, vocab_en, model, _ = prepare(params, variant, args.data) \
-            if args.run == "tatoeba" else _lesson(params, variant)
+        if args.run == "tatoeba":
+            _, tcfg, train, valid, _, vocab_en, model, _ = prepare(params, variant, args.data)
+        else:
+            tcfg, train, valid, model = _lesson(params, variant)
         set_threads(tcfg.threads)
-        if args.run == "lesson":
-            tcfg = dataclasses.replace(tcfg, batch_size=125)
         one = dataclasses.replace(tcfg, epochs=1)
         part = subset(train, args.fraction)
         with tempfile.TemporaryDirectory() as tmp:
@@ -111,14 +119,13 @@ def main() -> None:
     print(f"| all | | | | | **{grand / 60:.1f} min** |")
 
 
-def _lesson(params: dict, variant: str):  # noqa: ANN202 - prepare()'s tuple
-    from pipeline.model import build_model
-    from pipeline.params import variant_configs
-
+def _lesson(params: dict, variant: str) -> tuple[TrainConfig, Split, Split, torch.nn.Module]:
+    """The variant's training config at the lesson's batch, the synthetic splits, the model."""
     mcfg, tcfg = variant_configs(params, variant)
     torch.manual_seed(tcfg.seed)
     model = build_model(mcfg, V_FR, V_EN, 300)
-    return mcfg, tcfg, synthetic(TRAIN, 0), synthetic(VALID, 1), None, None, model, None
+    return (dataclasses.replace(tcfg, batch_size=125), synthetic(TRAIN, 0), synthetic(VALID, 1),
+            model)
 
 
 def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list[str],

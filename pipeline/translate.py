@@ -44,7 +44,7 @@ class Translator:
         """The n_best hypotheses of each sentence ([] for an empty line), in input order.
 
         Sentences are batched in order of length, so a sentence's translation does not depend
-        on its neighbours (tests/test_search.py checks that).
+        on its neighbours (tests/test_translate.py checks that).
         """
         out: list[list[Hypothesis]] = [[] for _ in sentences]
         todo = []
