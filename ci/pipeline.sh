@@ -5,8 +5,11 @@
 #   bash ci/pipeline.sh                    # run + check (what CI does)
 #   bash ci/pipeline.sh --update-baseline  # run + write ci/baseline.json (commit it on purpose)
 # The tarball comes from $FREN_NMT_TARBALL (default: ../shared/data/...tatoeba.tar).
+# The instruction sets PyTorch's libraries use are pinned (ci/isa.env), so that the metrics are
+# the same on every x86 CPU, AVX2-only or AVX-512 (benchmarks/isa_check.py shows it).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+set -a; . "$repo/ci/isa.env"; set +a
 tarball="${FREN_NMT_TARBALL:-$repo/../shared/data/training-giga-fren-tatoeba.tar}"
 [ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
 tarball="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"

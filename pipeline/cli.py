@@ -108,13 +108,25 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_check_metrics(args: argparse.Namespace) -> None:
-    from pipeline.gate import check, format_table, load_baseline, load_current, load_tolerances
+    from pipeline.gate import (
+        baseline_machine,
+        check,
+        describe,
+        format_table,
+        load_baseline,
+        load_current,
+        load_tolerances,
+        machine,
+    )
 
     baseline = load_baseline(args.baseline)
     current = load_current(args.metrics, list(baseline))
     rows, ok = check(baseline, current, load_tolerances(args.tolerances))
     print(format_table(rows))
     print(compared_files(args.metrics, list(baseline), args.baseline))
+    made_on = baseline_machine(args.baseline)
+    print(f"this machine:   {describe(machine())}")
+    print(f"baseline's:     {describe(made_on) if made_on else 'not recorded'}")
     if not ok:
         raise PipelineError("check-metrics: metrics got worse than the tolerance allows "
                             f"(see the table above; tolerances in {args.tolerances})")

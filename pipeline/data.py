@@ -21,7 +21,8 @@ class Batch:
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
-        return Batch(self.src.to(device, non_blocking=nb), self.src_len.to(device),
+        return Batch(self.src.to(device, non_blocking=nb),
+                     self.src_len.to(device, non_blocking=nb),
                      self.tgt.to(device, non_blocking=nb), self.index)
 
 
@@ -50,7 +51,7 @@ class Split:
         tgt, _ = pad([self.tgt[i] for i in index])
         pin = torch.cuda.is_available()  # pinned memory makes the copy to the GPU asynchronous
         if pin:
-            src, tgt = src.pin_memory(), tgt.pin_memory()
+            src, src_len, tgt = src.pin_memory(), src_len.pin_memory(), tgt.pin_memory()
         return Batch(src, src_len, tgt, index)
 
     def sortish(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:

@@ -3,11 +3,16 @@
 DVC's `metrics diff` only reports; this fails. A metric fails when it is worse than the
 baseline by more than its tolerance (BLEU lower, a loss higher); a variant or metric that the
 baseline has and the fresh run lacks fails too.
+
+The numbers depend on the CPU's instruction set unless it is pinned (ci/isa.env, set by
+ci/pipeline.sh): the report names the CPU and the pin of this run and of the baseline's.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,39 @@ from pipeline.params import load_params
 HIGHER_IS_BETTER = {"val_bleu", "val_bleu_beam"}
 LOWER_IS_BETTER = {"val_loss", "val_loss_lesson"}
 TRACKED = HIGHER_IS_BETTER | LOWER_IS_BETTER
+MADE_ON = "_made_on"  # the baseline's one key that is not a variant: the machine it came from
+PIN_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # what ci/isa.env sets
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the widest vector instruction set it has."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        return name
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({widest})"
+
+
+def machine() -> dict[str, str]:
+    """Where these numbers are computed: the CPU, and the instruction-set pin in force."""
+    import torch
+
+    pins = " ".join(f"{k}={os.environ[k]}" for k in PIN_VARS if os.environ.get(k))
+    return {"cpu": cpu_name(), "pin": pins or "none",
+            "torch_kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+def describe(m: dict[str, str]) -> str:
+    return (f"{m.get('cpu', '?')}; pin: {m.get('pin', '?')}; "
+            f"PyTorch kernels: {m.get('torch_kernels', '?')}")
 
 
 @dataclass
@@ -46,10 +84,18 @@ def load_baseline(path: str | Path) -> dict[str, dict[str, float]]:
         raise PipelineError(f"{path}: expected {{variant: {{metric: value}}}}")
     out = {}
     for variant, metrics in data.items():
+        if variant == MADE_ON:
+            continue
         if not isinstance(metrics, dict):
             raise PipelineError(f"{path}: {variant}: expected {{metric: value}}")
         out[variant] = {m: _number(v, f"{path}: {variant}.{m}") for m, v in metrics.items()}
     return out
+
+
+def baseline_machine(path: str | Path) -> dict[str, str] | None:
+    """The machine a baseline was made on (None for a baseline written before it was kept)."""
+    made_on = read_json(path).get(MADE_ON)
+    return made_on if isinstance(made_on, dict) else None
 
 
 def load_current(folder: str | Path, variants: list[str]) -> dict[str, dict[str, float] | None]:
@@ -112,5 +158,6 @@ def update_baseline(folder: str | Path, path: str | Path, variants: list[str]) -
     missing = [v for v, m in current.items() if m is None]
     if missing:
         raise PipelineError(f"{folder}: no metrics for {', '.join(missing)}; run the pipeline")
-    write_json(path, {v: dict(sorted(m.items())) for v, m in current.items()})
+    write_json(path, {MADE_ON: machine(), **{v: dict(sorted(m.items()))
+                                             for v, m in current.items()}})
     return Path(path)

@@ -42,7 +42,7 @@ from pipeline.vocab import BOS, PAD
 # them into its own layout on every call (cheap at this size) and warns each time.
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
 
-LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest measured)
+LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest on a CPU)
 
 # Per-step teacher forcing: a list of bools decided on the host (the eager path, which can skip
 # projecting forced steps), or a (T,) bool tensor on the device (a captured step: one graph
@@ -240,26 +240,45 @@ class Seq2Seq(nn.Module):
         if force is None:
             force = [False] * tgt.size(1)
         feats, step_logits, attn = self.features(self.start(src, src_len), tgt, force)
-        todo = [t for t, lg in enumerate(step_logits) if lg is None]
-        if len(todo) == len(step_logits):
-            logits = self.out(feats)  # one projection for all steps
-        else:  # project the steps not projected yet, then put every step in its place
-            rest = iter(self.out(feats[:, todo]).unbind(1) if todo else ())
-            logits = torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
+        logits = self._logits(feats, step_logits)
         return (logits, attn) if return_attention else logits
 
+    def _logits(self, feats: torch.Tensor, step_logits: list[torch.Tensor | None]
+                ) -> torch.Tensor:
+        """(B, T, V): one projection of the steps not projected yet, each step in its place."""
+        todo = [t for t, lg in enumerate(step_logits) if lg is None]
+        if len(todo) == len(step_logits):
+            return self.out(feats)
+        if todo and todo == list(range(todo[0], todo[-1] + 1)):
+            known = feats[:, todo[0]: todo[-1] + 1]  # a slice: no index tensor from the host
+        else:
+            known = feats[:, todo]
+        rest = iter(self.out(known).unbind(1) if todo else ())
+        return torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
+
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
-             pad_in_loss: bool = False, label_smoothing: float = 0.0) -> torch.Tensor:
+             pad_in_loss: bool = False, label_smoothing: float = 0.0,
+             one_call: bool | None = None) -> torch.Tensor:
         """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
 
-        Computed a few steps at a time, so the (B, T, V) logits never exist at once: the
-        softmax and its gradient stay in cache, about twice as fast on a CPU (BENCHMARKS.md).
+        On a CPU it is computed a few steps at a time, so the (B, T, V) logits never exist at
+        once: the softmax and its gradient stay in cache, about twice as fast (BENCHMARKS.md).
+        On a GPU (`one_call`, default: tgt on CUDA), where each slice and each free-running
+        step's own cross-entropy cost kernels rather than cache, the steps not projected yet go
+        in one projection and every step in one cross-entropy.
         """
         feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
         ignore = -100 if pad_in_loss else PAD
+        count = tgt.numel() if pad_in_loss else (tgt != PAD).sum()
+        if tgt.is_cuda if one_call is None else one_call:
+            logits = self._logits(feats, step_logits)
+            return F.cross_entropy(logits.flatten(0, 1).float(), tgt.reshape(-1),
+                                   ignore_index=ignore, reduction="sum",
+                                   label_smoothing=label_smoothing) / count
+        steps = tgt.size(1)
         rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
         total = feats.new_zeros((), dtype=torch.float32)
-        t, steps = 0, tgt.size(1)
+        t = 0
         while t < steps:
             if step_logits[t] is not None:
                 lg, end = step_logits[t], t + 1
@@ -272,7 +291,7 @@ class Seq2Seq(nn.Module):
                                             ignore_index=ignore, reduction="sum",
                                             label_smoothing=label_smoothing)
             t = end
-        return total / (tgt.numel() if pad_in_loss else (tgt != PAD).sum())
+        return total / count
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,

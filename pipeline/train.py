@@ -76,33 +76,58 @@ def autocast(device: torch.device, precision: str, cache: bool = True):  # noqa:
                           cache_enabled=cache)
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
-                   ) -> torch.optim.Adam:
-    """Adam; on CUDA fused and capturable, with the learning rate a device tensor, so that a
-    captured step reads the schedule's current value instead of the one it was captured with."""
-    cuda = device.type == "cuda"
-    lr = torch.tensor(cfg.lr, device=device) if cuda else cfg.lr
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                   capturable: bool | None = None) -> torch.optim.Adam:
+    """Adam, fused: one kernel for all parameters, and on the CPU ATen's own vector code (the
+    unfused Adam's sqrt goes to MKL's vector math, whose rounding differs between Intel and
+    AMD CPUs even under the gate's instruction-set pin: benchmarks/isa_check.py). On CUDA also
+    capturable, with the learning rate a device tensor, so that a captured step reads the
+    schedule's current value instead of the one it was captured with. `capturable`
+    overrides what the device decides (tests use it on the CPU)."""
+    if capturable is None:
+        capturable = device.type == "cuda"
+    lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
     return torch.optim.Adam(model.parameters(), lr=lr, betas=cfg.betas,
-                            weight_decay=cfg.weight_decay, fused=cuda, capturable=cuda)
+                            weight_decay=cfg.weight_decay, fused=True, capturable=capturable)
+
+
+OPTIMIZER_FLAGS = ("fused", "capturable", "foreach", "differentiable")
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a saved optimizer state into `opt`, keeping `opt`'s own way of running.
+
+    Optimizer.load_state_dict takes the param groups from the file: a checkpoint written on
+    the CPU brings capturable=False and fused=None, and a checkpoint mapped to the CPU brings
+    its lr as a CPU tensor, which a fused CUDA step reads once, at capture (the schedule would
+    freeze in every graph). So the flags and the lr's kind and device are `opt`'s; only the
+    values (moments, step counts, the lr's value) come from the file.
+    """
+    groups = []
+    for now, old in zip(opt.param_groups, saved["param_groups"], strict=True):
+        lr = float(old["lr"])
+        group = {**old, **{k: now[k] for k in OPTIMIZER_FLAGS if k in now}}
+        group["lr"] = now["lr"].new_tensor(lr) if isinstance(now["lr"], torch.Tensor) else lr
+        groups.append(group)
+    opt.load_state_dict({**saved, "param_groups": groups})
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
     for g in opt.param_groups:
-        if g.get("capturable"):
-            if isinstance(g["lr"], torch.Tensor):
-                g["lr"].fill_(lr)  # in place: captured steps hold this tensor
-            else:  # a state dict loaded from a CPU checkpoint brought a float
-                g["lr"] = torch.tensor(lr, device=g["params"][0].device)
+        if isinstance(g["lr"], torch.Tensor):
+            g["lr"].fill_(lr)  # in place: captured steps hold this tensor
         else:
             g["lr"] = lr
 
 
 def loss_backward(model: Seq2Seq, batch: Batch, cfg: TrainConfig, device: torch.device,
-                  force: Force, cache: bool = True) -> torch.Tensor:
-    """Forward, loss, backward and clipping of one step; the loss stays on the device."""
+                  force: Force, cache: bool = True, one_call: bool | None = None
+                  ) -> torch.Tensor:
+    """Forward, loss, backward and clipping of one step; the loss stays on the device.
+    `one_call`: the loss as on CUDA (Seq2Seq.loss; default: as the device does)."""
     with autocast(device, cfg.precision, cache):
         loss = model.loss(batch.src, batch.src_len, batch.tgt, force, cfg.pad_in_loss,
-                          cfg.label_smoothing)
+                          cfg.label_smoothing, one_call)
     loss.backward()
     if cfg.clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip, foreach=True)
@@ -143,18 +168,42 @@ class CapturedSteps:
 
     A graph holds fixed shapes and addresses, so batches are padded to lengths that are
     multiples of train.bucket (the padding is masked and ignored, the loss unchanged), and
-    there is one graph per (batch size, source length, target length, forcing mode). The
-    first `warmup` steps of each shape run eagerly on a side stream (real steps, as CUDA
-    wants before a capture); the next is captured, then replayed. Teacher forcing that mixes
-    forced and free steps goes in as a device tensor of flags. Dropout draws new masks on
-    every replay (PyTorch advances a graph's RNG offset per replay).
+    there is one graph per (batch size, source length, target length, forcing mode), at most
+    `max_graphs` of them: shapes past that train eagerly. The first `warmup` steps of each
+    shape run eagerly on a side stream (real steps, as CUDA wants before a capture); the next
+    is captured, then replayed. Teacher forcing that mixes forced and free steps goes in as a
+    device tensor of flags. Dropout draws new masks on every replay (PyTorch advances a
+    graph's RNG offset per replay). All graphs share one memory pool: they never run at once,
+    so one pool holds the largest graph's activations instead of each graph its own.
+
+    A capture that fails (cuDNN or the fused optimizer refusing, say) warns once, naming the
+    shape and the error, and that shape trains eagerly from then on. `stats()` says how many
+    graphs were captured, how many shapes fell back and what the graphs reserved.
     """
 
     def __init__(self, model: Seq2Seq, opt: torch.optim.Optimizer, cfg: TrainConfig,
-                 device: torch.device, warmup: int = 3) -> None:
-        self.model, self.opt, self.cfg, self.device, self.warmup = model, opt, cfg, device, warmup
+                 device: torch.device, warmup: int = 3, max_graphs: int = 32) -> None:
+        self.model, self.opt, self.cfg, self.device = model, opt, cfg, device
+        self.warmup, self.max_graphs = warmup, max_graphs
         self.seen: dict[tuple, int] = {}
         self.graphs: dict[tuple, tuple] = {}
+        self.failed: dict[tuple, str] = {}  # shape -> why its capture failed
+        self.over_limit: set[tuple] = set()
+        self.reserved = 0  # bytes the captures added to what the caching allocator holds
+        self.side = torch.cuda.Stream(device)
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def stats(self) -> dict:
+        return {"graphs": len(self.graphs), "failed_shapes": len(self.failed),
+                "shapes_over_limit": len(self.over_limit),
+                "graph_memory_mb": round(self.reserved / 2**20, 1)}
+
+    def _eager(self, batch: Batch, arg: Force) -> torch.Tensor:
+        self.side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(self.side):
+            loss = train_step(self.model, batch, self.opt, self.cfg, self.device, arg)
+        torch.cuda.current_stream(self.device).wait_stream(self.side)
+        return loss
 
     def __call__(self, batch: Batch, force: list[bool]) -> torch.Tensor:
         size = self.cfg.bucket
@@ -177,18 +226,33 @@ class CapturedSteps:
         batch = batch.to(self.device)
         arg = torch.tensor(flags, device=self.device) if mode == "mixed" else flags
         self.seen[key] = self.seen.get(key, 0) + 1
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        if self.seen[key] <= self.warmup:
-            with torch.cuda.stream(side):
-                loss = train_step(self.model, batch, self.opt, self.cfg, self.device, arg)
-            torch.cuda.current_stream().wait_stream(side)
-            return loss
+        if key in self.failed or self.seen[key] <= self.warmup:
+            return self._eager(batch, arg)
+        if len(self.graphs) >= self.max_graphs:
+            if not self.over_limit:
+                print(f"train: {self.max_graphs} CUDA graphs captured; shapes beyond them "
+                      "train eagerly (a larger train.bucket makes fewer shapes)", flush=True)
+            self.over_limit.add(key)
+            return self._eager(batch, arg)
+        return self._capture(key, batch, arg, mode)
+
+    def _capture(self, key: tuple, batch: Batch, arg: Force, mode: str) -> torch.Tensor:
         graph = torch.cuda.CUDAGraph()
+        before = torch.cuda.memory_reserved(self.device)
         self.opt.zero_grad(set_to_none=True)  # grads are made inside the graph's memory
-        with torch.cuda.graph(graph):
-            loss = loss_backward(self.model, batch, self.cfg, self.device, arg, cache=False)
-            self.opt.step()
+        try:
+            with torch.cuda.graph(graph, pool=self.pool, stream=self.side):
+                loss = loss_backward(self.model, batch, self.cfg, self.device, arg, cache=False)
+                self.opt.step()
+        except Exception as e:  # noqa: BLE001 - any capture failure: train this shape eagerly
+            why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            if not self.failed:
+                print(f"train: warning: capturing the step for shape {key} failed ({why}); "
+                      "that shape trains eagerly", flush=True)
+            self.failed[key] = why
+            torch.cuda.synchronize(self.device)
+            return self._eager(batch, arg)  # the step the capture did not take
+        self.reserved += torch.cuda.memory_reserved(self.device) - before
         self.graphs[key] = (graph, batch, arg if mode == "mixed" else None, loss)
         graph.replay()  # the capture only recorded: this is the step
         return loss
@@ -255,6 +319,11 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
     and the check that it is finite), so the GPU is never kept waiting for the host.
     Returns the history and the training time.
     """
+    if device.type == "cuda" and cfg.precision == "bf16":
+        raise PipelineError("train.precision: bf16 is refused on CUDA: PyTorch's autocast "
+                            "wrapper for cuDNN RNNs casts them to fp16, not bf16, and nothing "
+                            "scales the gradients (benchmarks/gpu_check.py prints the GRU's "
+                            "dtype); use fp32, whose matmuls run in TF32 (train.tf32)")
     model.to(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -265,8 +334,10 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
     start, history, seconds = 0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        restore_optimizer(opt, state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(state["cuda_rng"]))
         start, history, seconds = state["epoch"], state["history"], state["seconds"]
         print(f"train: resuming after epoch {start} from {checkpoint}")
     captured = uses_graphs(model, cfg, device)
@@ -290,7 +361,9 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
                 loss = steps(batch, force)
             else:
                 loss = train_step(model, batch.to(device), opt, cfg, device, force)
-            running = loss.float() if running is None else 0.98 * running + 0.02 * loss.float()
+            # a new tensor each time: a captured step's loss is overwritten by the next replay
+            running = (loss.float().clone() if running is None
+                       else 0.98 * running + 0.02 * loss.float())
             it += 1
             if (i + 1) % READ_EVERY == 0 or i + 1 == batches:
                 shown = running.item()
@@ -310,11 +383,17 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
         save_checkpoint(checkpoint, {
             "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
             "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available()
+               else {}),
             "history": history, "seconds": seconds,
         })
         if stop_after is not None and epoch + 1 - start >= stop_after:
             break
-    return {"history": history, "seconds": seconds, "epochs": len(history)}
+    out = {"history": history, "seconds": seconds, "epochs": len(history)}
+    if steps is not None:
+        out["cuda_graphs"] = steps.stats()
+        print(f"train: CUDA graphs: {out['cuda_graphs']}", flush=True)
+    return out
 
 
 def set_threads(n: int) -> None:

@@ -100,8 +100,44 @@ def test_update_baseline_writes_tracked_metrics(tmp_path: Path, capsys) -> None:
                         "--baseline", str(tmp_path / "new.json"), "--variants", "basic",
                         "attention"], capsys)
     assert code == 0
-    assert json.loads((tmp_path / "new.json").read_text()) == BASE  # no signature, no epochs
-    assert run(args, capsys)[0] == 0
+    written = json.loads((tmp_path / "new.json").read_text())
+    made_on = written.pop("_made_on")
+    assert written == BASE  # no signature, no epochs
+    assert set(made_on) == {"cpu", "pin", "torch_kernels"}
+    code, out, _ = run(args + ["--baseline", str(tmp_path / "new.json")], capsys)
+    assert code == 0
+    assert f"baseline's:     {made_on['cpu']}; pin: {made_on['pin']}" in out
+
+
+def test_the_report_names_the_cpu_and_the_pin(tmp_path: Path, capsys, monkeypatch) -> None:
+    from pipeline.gate import cpu_name
+
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    code, out, _ = run(setup(tmp_path, BASE), capsys)
+    assert code == 0
+    assert f"this machine:   {cpu_name()}; pin: MKL_CBWR=COMPATIBLE; PyTorch kernels: " in out
+    assert "baseline's:     not recorded" in out  # a baseline from before machines were kept
+
+
+def test_the_gate_pins_every_library_it_names() -> None:
+    """ci/pipeline.sh sources ci/isa.env; under it torch reports the pinned kernels."""
+    import subprocess
+    import sys
+
+    from pipeline.gate import PIN_VARS, cpu_name
+
+    root = Path(__file__).resolve().parents[1]
+    assert '. "$repo/ci/isa.env"' in (root / "ci" / "pipeline.sh").read_text()
+    if "no AVX2" in cpu_name():
+        pytest.skip("the pin chooses AVX2, which this CPU lacks")
+    code = ("from pipeline.gate import machine; import json; print(json.dumps(machine()))")
+    out = subprocess.run(["bash", "-c", f'set -a; . ci/isa.env; set +a; {sys.executable} '
+                          f'-c "{code}"'], cwd=root, capture_output=True, text=True, check=True)
+    m = json.loads(out.stdout)
+    assert m["torch_kernels"] == "AVX2"
+    assert [p.split("=")[0] for p in m["pin"].split()] == list(PIN_VARS)
 
 
 def test_bad_tolerances(tmp_path: Path) -> None:

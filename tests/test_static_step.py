@@ -127,3 +127,38 @@ def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> N
         set_lr(opt, 0.0)  # the weights stay: only the dropout masks can change the loss
         seen.append(steps(batches[0], FORCES["forced"]).item())
     assert len(steps.graphs) == 1 and len(set(seen[2:])) == 3
+
+
+@pytest.mark.parametrize("variant", ["basic", "all"])
+@torch._dynamo.config.patch(allow_rnn=True)
+def test_the_train_mode_step_and_the_clipping_compile_as_one_graph_each(variant: str) -> None:
+    """What a capture records in training: dropout on, the loss as CUDA computes it, then
+    clipping. fullgraph=True fails on a host read in either part. (Dropout's draws differ
+    between the two ways: no equality here.) Optimizer.step breaks Dynamo's graph on purpose
+    (its grad-mode wrapper), so the capturable fused Adam is checked by the dispatch spy in
+    tests/test_cuda_path.py instead."""
+    from pipeline.train import make_optimizer
+
+    torch.manual_seed(0)
+    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).train()
+    opt = make_optimizer(model, TrainConfig(lr=1e-3), CPU, capturable=True)
+    b = pad_batch(padded_batch(5), 8, 8)
+    force = static_force(FORCES["mixed"], 8)
+
+    def forward(src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        return model.loss(src, src_len, tgt, force, label_smoothing=0.1, one_call=True)
+
+    def clip() -> torch.Tensor:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+
+    torch._dynamo.reset()
+    loss = torch.compile(forward, fullgraph=True, backend="aot_eager")(b.src, b.src_len, b.tgt)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters()
+                                        if p.requires_grad)
+    before = [p.grad.clone() for p in model.parameters()]
+    norm = torch.compile(clip, fullgraph=True, backend="aot_eager")()
+    scale = min(1.0, 1.0 / (float(norm) + 1e-6))
+    for g, p in zip(before, model.parameters()):
+        assert torch.allclose(p.grad, g * scale, rtol=1e-5, atol=1e-7)
+    opt.step()  # the captured step's last part, eagerly

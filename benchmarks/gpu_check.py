@@ -1,0 +1,289 @@
+"""The CUDA path checked in one command: correctness first, then speed. Under 3 minutes on a GPU.
+
+    python benchmarks/gpu_check.py [--steps 20] [--variants ...]
+
+Everywhere (CPU included): every variant's whole training step (train-mode forward, the loss
+as CUDA computes it, backward, clipping, capturable fused Adam with a tensor lr) under a
+dispatch spy: no host read, no tensor from Python values, no copy between devices; and the
+count of aten ops it dispatches beside the lesson-style reference's (benchmarks/reference.py),
+at the lesson's lengths (batch 125, source 30, target 25), the second step of each (the first
+makes Adam's state). On the CPU a GRU call dispatches its internals (ops per gate and time
+step, forward and backward), so these count the CPU's work, not a GPU's kernels (a cuDNN GRU
+is one op); the reference's step includes its loss read (.item()), as the lesson's did.
+
+With CUDA, also:
+1. captured vs eager training over three shapes (forced, free and mixed forcing), the
+   learning rate changed between capture and replay, and a resume from a checkpoint mapped
+   to the CPU halfway: final weights must agree;
+2. replays under torch.cuda.set_sync_debug_mode("error") (any host sync raises);
+3. the GRUs' output dtype under bf16 autocast (PyTorch's cuDNN wrapper casts RNNs to fp16);
+4. graphs captured, shapes that fell back, memory reserved per graph;
+5. per variant at the lesson's sizes, with the default bucket, mixed forcing and TF32 as
+   training sets them: ms per step and CUDA kernels per step (torch.profiler) for the
+   reference, the eager step and the captured step.
+Prints tables; exits 1 on a mismatch, 0 otherwise (a machine without CUDA: after the CPU part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reference import reference_step  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+from pipeline.data import Batch  # noqa: E402
+from pipeline.model import build_model  # noqa: E402
+from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs  # noqa: E402
+from pipeline.train import (  # noqa: E402
+    CapturedSteps,
+    force_mode,
+    make_optimizer,
+    pad_batch,
+    restore_optimizer,
+    set_lr,
+    train_step,
+)
+
+B, S, T, V_FR, V_EN, EMB = 125, 30, 25, 24_793, 17_573, 300  # the lesson's sizes
+HOST_READS = {"_local_scalar_dense", "item", "lift_fresh", "lift_fresh_copy"}
+failures: list[str] = []
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the non-view aten ops dispatched; records host reads and cross-device copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count, self.bad = 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        name = func._schema.name.split("::")[-1]
+        if not func.is_view:
+            self.count += 1
+        if name in HOST_READS:
+            self.bad.append(str(func))
+        devices = {a.device for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)}
+        if len(devices) > 1:
+            self.bad.append(f"{func} across {devices}")
+        return func(*args, **kwargs)
+
+
+def mixed(steps: int, teacher_forcing: bool, seed: int = 0) -> list[bool]:
+    """Teacher-forcing draws at pr 0.5 (what mid-schedule training draws), else all free."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(steps, generator=g) < 0.5).tolist() if teacher_forcing else [False] * steps
+
+
+def lesson_batch(device: torch.device, seed: int = 0, s: int = S, t: int = T) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, V_FR, (B, s), generator=g)
+    tgt = torch.randint(4, V_EN, (B, t), generator=g)
+    return Batch(src.to(device), torch.full((B,), s).to(device), tgt.to(device), None)
+
+
+def step(way: str, model: torch.nn.Module, opt: torch.optim.Optimizer, b: Batch,
+         force: list[bool], flags: list[bool] | torch.Tensor) -> None:
+    """One training step: the reference's, or the project's with its loss as on CUDA or CPU."""
+    if way == "reference":
+        reference_step(model, opt, b.src, b.src_len, b.tgt, force)
+        return
+    opt.zero_grad(set_to_none=True)
+    loss = model.loss(b.src, b.src_len, b.tgt, flags, label_smoothing=0.1,
+                      one_call=way == "cuda loss")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+    opt.step()
+
+
+def cpu_part(params: dict, variants: list[str]) -> None:
+    """Host reads and op counts of every variant's step: small widths, the lesson's lengths."""
+    print("\n| variant | forcing | host reads | aten ops, project (CUDA loss) | aten ops, "
+          "project (CPU loss) | aten ops, reference |")
+    print("|---|---|---:|---:|---:|---:|")
+    cpu = torch.device("cpu")
+    for variant in variants:
+        mcfg, tcfg = variant_configs(params, variant)
+        mcfg = ModelConfig(**{**mcfg.__dict__, "enc_hidden": 16, "att_hidden": 16})
+        cfg = TrainConfig(**{**tcfg.__dict__, "clip": 1.0, "bucket": 1})
+        g = torch.Generator().manual_seed(0)
+        b = Batch(torch.randint(4, 50, (B, S), generator=g), torch.full((B,), S),
+                  torch.randint(4, 40, (B, T), generator=g), None)
+        force = mixed(T, cfg.teacher_forcing)
+        flags = torch.tensor(force) if force_mode(force) == "mixed" else force
+        counts, bad = {}, []
+        for way in ("cuda loss", "cpu loss", "reference"):
+            torch.manual_seed(0)
+            model = build_model(mcfg, 50, 40, 16).train()
+            opt = make_optimizer(model, cfg, cpu, capturable=way != "reference")
+            if way == "reference":
+                opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            step(way, model, opt, b, force, flags)  # Adam makes its state on the first step
+            with OpCounter() as spy:
+                step(way, model, opt, b, force, flags)
+            counts[way] = spy.count
+            if way != "reference":
+                bad += spy.bad
+        if bad:
+            failures.append(f"{variant}: host reads or copies in the step: {bad[:3]}")
+        print(f"| {variant} | {force_mode(force)} | {len(bad)} | {counts['cuda loss']:,} | "
+              f"{counts['cpu loss']:,} | {counts['reference']:,} |", flush=True)
+
+
+def cuda_correctness(params: dict, dev: torch.device) -> None:
+    """Captured training = eager training, over shapes, lr changes and a resume."""
+    mcfg, _ = variant_configs(params, "all")
+    mcfg = ModelConfig(**{**mcfg.__dict__, "emb_dropout": 0.0, "enc_dropout": 0.0,
+                          "dec_dropout": 0.0, "out_dropout": 0.0})
+    cfg = TrainConfig(lr=1e-3, bucket=8, clip=1.0, teacher_forcing=True)
+    shapes = [(22, 17, [True] * 17), (30, 25, [False] * 25), (14, 11, mixed(11, True, 3))]
+    plan = [shapes[i % 3] for i in range(18)]
+
+    def run(captured: bool) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = build_model(mcfg, 500, 400, 64).to(dev).train()
+        opt = make_optimizer(model, cfg, dev)
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+        for i, (s, t, force) in enumerate(plan):
+            if i == 9:  # resume: state through a CPU-mapped checkpoint, fresh objects
+                buf = io.BytesIO()
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buf)
+                buf.seek(0)
+                state = torch.load(buf, map_location="cpu", weights_only=True)
+                model = build_model(mcfg, 500, 400, 64).to(dev).train()
+                model.load_state_dict(state["model"])
+                opt = make_optimizer(model, cfg, dev)
+                restore_optimizer(opt, state["optimizer"])
+                steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+            set_lr(opt, cfg.lr * (1 + i) / 18)  # changes between capture and every replay
+            g = torch.Generator().manual_seed(i)
+            batch = Batch(torch.randint(4, 500, (16, s), generator=g),
+                          torch.randint(1, s + 1, (16,), generator=g),
+                          torch.randint(4, 400, (16, t), generator=g), None)
+            if captured:
+                if i >= 6:
+                    torch.cuda.set_sync_debug_mode("error")  # replays must not sync
+                try:
+                    steps(batch, force)
+                finally:
+                    torch.cuda.set_sync_debug_mode(0)
+            else:
+                padded = pad_batch(batch, -(-s // 8) * 8, -(-t // 8) * 8).to(dev)
+                flags = force + [force_mode(force) == "forced"] * (padded.tgt.size(1) - t)
+                arg = torch.tensor(flags, device=dev) if force_mode(force) == "mixed" else flags
+                train_step(model, padded, opt, cfg, dev, arg)
+        if captured:
+            print(f"graphs: {steps.stats()}")
+        return model
+
+    eager, graphed = run(False), run(True)
+    worst = max(float((a - b).abs().max()) for a, b in zip(eager.parameters(),
+                                                             graphed.parameters()))
+    ok = worst < 1e-3
+    print(f"captured vs eager, 18 steps over 3 shapes, lr changing, resumed at step 10: "
+          f"max |weight difference| {worst:.2e} -> {'ok' if ok else 'MISMATCH'}")
+    if not ok:
+        failures.append(f"captured training differs from eager by {worst:.2e}")
+
+    gru = torch.nn.GRU(64, 64, 2, batch_first=True).to(dev)
+    x = torch.randn(8, 5, 64, device=dev)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out, _ = gru(x)
+        enc = torch.gru(x, torch.zeros(1, 8, 64, device=dev),
+                        [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
+                        True, 1, 0.0, True, False, True)[0]
+    print(f"GRU output dtype under bf16 autocast: nn.GRU {out.dtype}, torch.gru {enc.dtype} "
+          "(train.precision bf16 is refused on CUDA unless both are bfloat16)")
+
+
+def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as fit
+    print("\n| variant | way | ms/step | CUDA kernels/step | speed-up | graph MB |")
+    print("|---|---|---:|---:|---:|---:|")
+    for variant in variants:
+        mcfg, tcfg = variant_configs(params, variant)
+        cfg = TrainConfig(**{**tcfg.__dict__, "lr": 1e-4})  # default bucket, TF32
+        force = mixed(T, cfg.teacher_forcing)
+        host = lesson_batch(torch.device("cpu"))
+        host = Batch(host.src.pin_memory(), host.src_len.pin_memory(), host.tgt.pin_memory(),
+                     None)
+        dbatch = lesson_batch(dev)
+        ways, extra = {}, {}
+        torch.manual_seed(0)
+        ref = build_model(mcfg, V_FR, V_EN, EMB).to(dev).train()
+        ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-4)
+        ways["reference"] = partial(reference_step, ref, ref_opt, dbatch.src, dbatch.src_len,
+                                    dbatch.tgt, force)
+        torch.manual_seed(0)
+        m = build_model(mcfg, V_FR, V_EN, EMB).to(dev).train()
+        o = make_optimizer(m, cfg, dev)
+        flags = torch.tensor(force, device=dev) if force_mode(force) == "mixed" else force
+        ways["eager"] = partial(train_step, m, dbatch, o, cfg, dev, flags)
+        torch.manual_seed(0)
+        m2 = build_model(mcfg, V_FR, V_EN, EMB).to(dev).train()
+        o2 = make_optimizer(m2, cfg, dev)
+        steps = CapturedSteps(m2, o2, cfg, dev)
+        ways["captured"] = partial(steps, host, force)
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        kernels: dict[str, int] = {}
+        for i in range(5 + n):
+            for way, fn in ways.items():
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                fn()
+                torch.cuda.synchronize()
+                if i >= 5:
+                    times[way].append(time.perf_counter() - t0)
+        for way, fn in ways.items():
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                fn()
+                torch.cuda.synchronize()
+            kernels[way] = sum(1 for e in prof.events()
+                               if e.device_type.name == "CUDA" and not e.name.startswith("Memcpy")
+                               and not e.name.startswith("Memset"))
+        extra["captured"] = steps.stats()
+        reference = statistics.median(times["reference"])
+        for way in ways:
+            t = statistics.median(times[way])
+            mb = extra.get(way, {}).get("graph_memory_mb", "")
+            print(f"| {variant} | {way} | {t * 1e3:.1f} | {kernels[way]:,} | "
+                  f"{reference / t:.2f}x | {mb} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per way and variant")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    args = ap.parse_args()
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cuda = torch.cuda.is_available()
+    name = torch.cuda.get_device_name() if cuda else "no CUDA device"
+    print(f"gpu_check: torch {torch.__version__}, {name}")
+    cpu_part(params, args.variants)
+    if not cuda:
+        print("\ngpu_check: no CUDA here: the CPU checks above ran; the GPU checks need a GPU")
+    else:
+        dev = torch.device("cuda")
+        print()
+        cuda_correctness(params, dev)
+        cuda_speed(params, args.variants, dev, args.steps)
+    if failures:
+        print("\ngpu_check: FAILED:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print("\ngpu_check: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
