@@ -23,7 +23,11 @@ python3 -m pipeline.params merge params.yaml "$repo/ci/params.yaml" "data.url=$t
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm ci
 rm -rf metrics/*.json
 start=$(date +%s)
-dvc repro -q
+if ! dvc repro -q; then  # a stage crashed: say which ones did not finish
+  echo "ci pipeline: dvc repro failed (error above); stages not reproduced:" >&2
+  dvc status 2>/dev/null | grep -E '^[A-Za-z0-9_@.-]+:$' | tr -d : | sed 's/^/  /' >&2 || true
+  exit 1
+fi
 echo "ci pipeline: dvc repro took $(( $(date +%s) - start ))s"
 mkdir -p "$repo/ci/last"
 cp metrics/*.json "$repo/ci/last/"  # kept for a look after a failure (git-ignored)
