@@ -60,22 +60,29 @@ failures: list[str] = []
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts the non-view aten ops dispatched; records host reads and cross-device copies."""
+    """Records the ops dispatched and counts the non-view ones; notes host reads, tensors made
+    from Python values and copies between devices (each makes a captured step wrong or
+    impossible). tests/test_cuda_path.py uses it too."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.count, self.bad = 0, []
+        self.ops: list[str] = []
+        self.count = 0
+        self.bad: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
         name = func._schema.name.split("::")[-1]
+        self.ops.append(str(func))
         if not func.is_view:
             self.count += 1
         if name in HOST_READS:
-            self.bad.append(str(func))
-        devices = {a.device for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)}
-        if len(devices) > 1:
-            self.bad.append(f"{func} across {devices}")
+            self.bad.append(f"{func} (a host read or a tensor from Python values)")
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if len({t.device for t in tensors}) > 1 or (
+                name in ("_to_copy", "to") and "device" in kwargs and tensors
+                and torch.device(kwargs["device"]) != tensors[0].device):
+            self.bad.append(f"{func} (a copy between devices)")
         return func(*args, **kwargs)
 
 

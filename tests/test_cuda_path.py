@@ -5,13 +5,17 @@ clipping included) reads nothing back to the host and runs the same ops for the 
 from __future__ import annotations
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from test_fast_path import FORCES, assert_same_gradients
 from test_model import EMB, SRC_V, TGT_V, small_cfg
 from test_static_step import padded_batch, static_force
-from torch.utils._python_dispatch import TorchDispatchMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from gpu_check import OpCounter  # noqa: E402  the dispatch spy, shared with the benchmark
 
 from pipeline.data import Split
 from pipeline.files import PipelineError
@@ -98,32 +102,6 @@ def test_the_gpu_loss_in_one_call_equals_the_cpu_slices(variant: str, force: str
     assert_same_gradients(params, out[True][1], out[False][1])
 
 
-HOST_READS = {"_local_scalar_dense", "item", "lift_fresh", "lift_fresh_copy"}
-
-
-class Spy(TorchDispatchMode):
-    """Records every op dispatched; notes host reads, tensors made from Python values and
-    copies between devices (each makes a captured step wrong or impossible)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
-        self.bad: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
-        kwargs = kwargs or {}
-        name = func._schema.name.split("::")[-1]
-        self.ops.append(str(func))
-        if name in HOST_READS:
-            self.bad.append(f"{func} (a host read or a tensor from Python values)")
-        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        if len({t.device for t in tensors}) > 1 or (
-                name in ("_to_copy", "to") and "device" in kwargs and tensors
-                and torch.device(kwargs["device"]) != tensors[0].device):
-            self.bad.append(f"{func} (a copy between devices)")
-        return func(*args, **kwargs)
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("mode", ["mixed", "free", "forced"])
 def test_the_whole_step_reads_nothing_back_and_repeats_its_ops(variant: str, mode: str) -> None:
@@ -139,7 +117,7 @@ def test_the_whole_step_reads_nothing_back_and_repeats_its_ops(variant: str, mod
     for seed in (1, 2):  # two batches of one shape key, different contents
         b = pad_batch(padded_batch(seed), 8, 8)
         force = static_force(FORCES[mode], 8)
-        with Spy() as spy:
+        with OpCounter() as spy:
             opt.zero_grad(set_to_none=True)
             loss_backward(model, b, cfg, CPU, force, cache=False, one_call=True)  # as on CUDA
             opt.step()
@@ -151,7 +129,7 @@ def test_the_whole_step_reads_nothing_back_and_repeats_its_ops(variant: str, mod
 
 
 def test_a_host_read_is_caught_by_the_spy() -> None:
-    with Spy() as spy:
+    with OpCounter() as spy:
         x = torch.ones(3)
         bool(x.sum() > 0)
         torch.tensor([1.0, 2.0])
