@@ -65,10 +65,15 @@ def reference_forward(m: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, tgt:
     return torch.stack(res, dim=1)
 
 
+def reference_loss(m: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+                   force: list[bool]) -> torch.Tensor:
+    logits = reference_forward(m, src, src_len, tgt, force)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=1)
+
+
 def reference_step(m: Seq2Seq, opt: torch.optim.Optimizer, src: torch.Tensor,
                    src_len: torch.Tensor, tgt: torch.Tensor, force: list[bool]) -> float:
-    logits = reference_forward(m, src, src_len, tgt, force)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=1)
+    loss = reference_loss(m, src, src_len, tgt, force)
     opt.zero_grad()
     loss.backward()
     opt.step()

@@ -109,8 +109,10 @@ class Seq2Seq(nn.Module):
 
     # --- encoder ------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor, src_len: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder states (B, S, H*dirs) and the decoder's initial state (layers, B, E)."""
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Encoder states (B, S, H*dirs) and the decoder's initial state (layers, B, E). With
+        mask_padding and no attention the states are None: nothing reads them, and each costs
+        kernels in a training step."""
         emb = self.emb_drop(self.src_emb(src))
         if self.cfg.mask_padding:  # the final state is taken at each sentence's true end
             out, h = self._encode_to_ends(emb, src_len)
@@ -122,7 +124,7 @@ class Seq2Seq(nn.Module):
         return out, self.bridge(h)
 
     def _encode_to_ends(self, x: torch.Tensor, src_len: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The encoder GRU (its own weights) one layer and direction at a time, each stopping
         at each sentence's last real token; what packing computes, without host-side lengths.
 
@@ -130,13 +132,15 @@ class Seq2Seq(nn.Module):
         the end), so it starts at the sentence's last word, not in the padding.
         """
         b, s, _ = x.shape
-        pos = torch.arange(s, device=x.device)
-        real = pos[None, :] < src_len[:, None]                                  # (B, S)
-        last = (src_len - 1).clamp_min(0)                                      # (B,)
-        rev = torch.where(real, last[:, None] - pos[None, :], pos[None, :])    # an involution
-        at_end = last.view(b, 1, 1).expand(b, 1, self.cfg.enc_hidden)
+        last = src_len - 1  # (B,) every sentence ends in _eos_: src_len >= 1
+        real = rev = None  # what only the backward direction and attention need
+        if self.cfg.bidirectional or self.cfg.attention:
+            pos = torch.arange(s, device=x.device)
+            real = pos[None, :] < src_len[:, None]                              # (B, S)
+            if self.cfg.bidirectional:  # an involution
+                rev = torch.where(real, last[:, None] - pos[None, :], pos[None, :])
         h0 = x.new_zeros(1, b, self.cfg.enc_hidden)
-        gru, finals = self.encoder, []
+        gru, read = self.encoder, []  # every layer's and direction's states, in reading order
         for layer in range(self.cfg.enc_layers):
             outs = []
             for suffix in ("", "_reverse")[: 2 if self.cfg.bidirectional else 1]:
@@ -144,12 +148,23 @@ class Seq2Seq(nn.Module):
                            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 inp = _gather_time(x, rev) if suffix else x
                 out, _ = torch.gru(inp, h0, weights, True, 1, 0.0, self.training, False, True)
-                finals.append(out.gather(1, at_end).squeeze(1))
-                outs.append(_gather_time(out, rev) if suffix else out)
-            x = torch.cat(outs, -1) * real.unsqueeze(-1).to(x.dtype)  # zeros past the end
-            if layer < self.cfg.enc_layers - 1:  # nn.GRU's dropout between layers
-                x = F.dropout(x, gru.dropout, self.training)
-        return x, torch.stack(finals)  # h in nn.GRU's order: layer-major, forward first
+                read.append(out)
+                outs.append(out)
+            top = layer == self.cfg.enc_layers - 1
+            if len(outs) == 2 and (not top or self.cfg.attention):  # states in reading order
+                outs[1] = _gather_time(outs[1], rev)
+            if not top:  # nn.GRU's dropout between layers
+                # (on a contiguous copy: dropout's mask follows the memory layout)
+                x = F.dropout(torch.cat(outs, -1), gru.dropout, self.training)
+            elif self.cfg.attention:  # zeros past the end; only attention reads the states
+                x = torch.cat(outs, -1) * real.unsqueeze(-1).to(x.dtype)
+            else:  # nothing reads them
+                x = None
+        # Each direction's final state is at the sentence's last word in its reading order:
+        # one gather for all of them, in nn.GRU's order (layer-major, forward first).
+        states = torch.stack(read)                                              # (L*D, B, S, H)
+        at_end = last.view(1, b, 1, 1).expand(len(read), b, 1, self.cfg.enc_hidden)
+        return x, states.gather(2, at_end).squeeze(2)
 
     # --- the decoder step -----------------------------------------------------------------------
     def start(self, src: torch.Tensor, src_len: torch.Tensor) -> State:
@@ -190,8 +205,10 @@ class Seq2Seq(nn.Module):
     # --- training's forcing loop --------------------------------------------------------------
     def features(self, state: State, tgt: torch.Tensor, force: Force
                  ) -> tuple[torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
-        """Run the decoder for tgt's length: features (B, T, E), the logits (B, V) of the steps
-        that were projected on the way (None for the others), attention weights (B, T, S).
+        """Run the decoder for tgt's length: the features (B, U, E) of the U steps not
+        projected on the way, in order; the logits (B, V) of the steps that were (None for the
+        others, so T entries); attention weights (B, T, S). A projected step's features are
+        not kept: their gradient would be a tensor of zeros added to every such step.
 
         force[t] says whether the input of step t+1 is tgt[:, t] (teacher forcing) rather than
         the argmax of step t. A host list lets forced steps skip their projection; a device
@@ -211,10 +228,10 @@ class Seq2Seq(nn.Module):
         attns: list[torch.Tensor] = []
         for t in range(steps):
             feat, state, w = self.step(inp, state)
-            feats.append(feat)
             if w is not None:
                 attns.append(w)
             if t == steps - 1 or (on_host and force[t]):
+                feats.append(feat)
                 step_logits.append(None)
                 if t < steps - 1:
                     inp = tgt[:, t]
@@ -226,7 +243,8 @@ class Seq2Seq(nn.Module):
             pred = lg.float().argmax(-1)
             inp = pred if on_host else torch.where(force[t], tgt[:, t], pred)
         attn = torch.stack(attns, dim=1) if attns else None
-        return torch.stack(feats, dim=1), step_logits, attn
+        kept = feats[0].unsqueeze(1) if len(feats) == 1 else torch.stack(feats, dim=1)
+        return kept, step_logits, attn
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,
                 force: Force | None = None, max_len: int | None = None,
@@ -246,14 +264,9 @@ class Seq2Seq(nn.Module):
     def _logits(self, feats: torch.Tensor, step_logits: list[torch.Tensor | None]
                 ) -> torch.Tensor:
         """(B, T, V): one projection of the steps not projected yet, each step in its place."""
-        todo = [t for t, lg in enumerate(step_logits) if lg is None]
-        if len(todo) == len(step_logits):
+        if all(lg is None for lg in step_logits):
             return self.out(feats)
-        if todo and todo == list(range(todo[0], todo[-1] + 1)):
-            known = feats[:, todo[0]: todo[-1] + 1]  # a slice: no index tensor from the host
-        else:
-            known = feats[:, todo]
-        rest = iter(self.out(known).unbind(1) if todo else ())
+        rest = iter(self.out(feats).unbind(1) if feats.size(1) else ())
         return torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
@@ -269,16 +282,15 @@ class Seq2Seq(nn.Module):
         """
         feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
         ignore = -100 if pad_in_loss else PAD
-        count = tgt.numel() if pad_in_loss else (tgt != PAD).sum()
         if tgt.is_cuda if one_call is None else one_call:
             logits = self._logits(feats, step_logits)
             return F.cross_entropy(logits.flatten(0, 1).float(), tgt.reshape(-1),
-                                   ignore_index=ignore, reduction="sum",
-                                   label_smoothing=label_smoothing) / count
+                                   ignore_index=ignore, label_smoothing=label_smoothing)
+        count = tgt.numel() if pad_in_loss else (tgt != PAD).sum()
         steps = tgt.size(1)
         rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
         total = feats.new_zeros((), dtype=torch.float32)
-        t = 0
+        t = u = 0  # u: t's place among the steps in feats (those not projected yet)
         while t < steps:
             if step_logits[t] is not None:
                 lg, end = step_logits[t], t + 1
@@ -286,7 +298,8 @@ class Seq2Seq(nn.Module):
                 end = t + 1
                 while end < min(steps, t + rows) and step_logits[end] is None:
                     end += 1
-                lg = self.out(feats[:, t:end]).flatten(0, 1)
+                lg = self.out(feats[:, u:u + end - t]).flatten(0, 1)
+                u += end - t
             total = total + F.cross_entropy(lg.float(), tgt[:, t:end].reshape(-1),
                                             ignore_index=ignore, reduction="sum",
                                             label_smoothing=label_smoothing)

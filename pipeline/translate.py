@@ -60,7 +60,10 @@ class Translator:
         for k in range(0, len(todo), batch_size):
             chunk = todo[k:k + batch_size]
             src, src_len = pad([ids for _, ids in chunk])
-            src, src_len = src.to(self.device), src_len.to(self.device)
+            if self.device.type == "cuda":  # from pinned memory the copies do not block
+                src, src_len = src.pin_memory(), src_len.pin_memory()
+            src = src.to(self.device, non_blocking=True)
+            src_len = src_len.to(self.device, non_blocking=True)
             if beam_size == 1 and n_best == 1:
                 hyps, _ = greedy(self.model, src, src_len, self.max_tgt_len)
                 found = [[Hypothesis(h, float("nan"), float("nan"))] for h in hyps]

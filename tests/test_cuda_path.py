@@ -15,12 +15,12 @@ from test_model import EMB, SRC_V, TGT_V, small_cfg
 from test_static_step import padded_batch, static_force
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gpu_check import OpCounter  # noqa: E402  the dispatch spy, shared with the benchmark
+from gpu_check import OpCounter, count_ops  # noqa: E402  the dispatch spy, shared with the benchmark
 
 from pipeline.data import Split
 from pipeline.files import PipelineError
 from pipeline.model import build_model
-from pipeline.params import VARIANTS, TrainConfig
+from pipeline.params import VARIANTS, TrainConfig, load_params
 from pipeline.train import (
     fit,
     loss_backward,
@@ -126,6 +126,41 @@ def test_the_whole_step_reads_nothing_back_and_repeats_its_ops(variant: str, mod
     assert runs[0] == runs[1]
     assert any("bernoulli" in op or "native_dropout" in op for op in runs[0])  # train mode
     assert any("_fused_adam" in op for op in runs[0])
+
+
+def test_counted_as_cuda_a_gru_call_and_a_dropout_are_one_op_each() -> None:
+    """cuDNN runs a GRU call as one op forward and one backward whatever its layers; CUDA's
+    dropout is one fused kernel. The CPU dispatches their insides one by one."""
+    counts = {}
+    for layers in (1, 3):
+        gru = torch.nn.GRU(4, 4, layers, batch_first=True, dropout=0.5 if layers > 1 else 0.0)
+        x, h0 = torch.randn(2, 5, 4, requires_grad=True), torch.zeros(layers, 2, 4)
+        with OpCounter(as_cuda=True) as spy:
+            out, _ = gru(x, h0)
+            spy.mark()
+            out.sum().backward()
+        counts[layers] = (spy.marks[0], spy.count)
+    assert counts[1] == counts[3]
+    assert counts[1][0] == 1  # the GRU call
+    # + sum, ones_like (backward's seed), the GRU's backward, the copy into x.grad
+    assert counts[1][1] == 1 + 4
+    with OpCounter(as_cuda=True) as spy:
+        torch.nn.functional.dropout(torch.randn(8), 0.5, training=True)
+        torch.nn.functional.dropout(torch.randn(8), 0.5, training=False)  # nothing to do
+    with OpCounter() as plain:
+        torch.nn.functional.dropout(torch.randn(8), 0.5, training=True)
+    assert spy.count == 2 + 1  # two randn, one dropout
+    assert plain.count > 2  # the CPU's way: draw, scale, multiply
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_captured_step_dispatches_no_more_ops_than_the_reference(variant: str) -> None:
+    """The issue's measure of a step's kernels on a GPU (benchmarks/gpu_check.py prints the
+    table): the project's step, as a graph captures it, against the lesson-style reference,
+    at the lesson's lengths, with the variant's params."""
+    c = count_ops(load_params(Path(__file__).resolve().parents[1] / "params.yaml"), variant)
+    assert c["bad"] == []
+    assert c["project"]["step"] <= c["reference"]["step"], c
 
 
 def test_a_host_read_is_caught_by_the_spy() -> None:
