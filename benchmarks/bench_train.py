@@ -10,8 +10,9 @@ with the same parameters, interleaved step by step in one process so both see th
 machine load; the table gives the median time per step, tokens per second and the time of
 an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
 (pipeline.train.CapturedSteps: the whole step replayed as one CUDA graph, as training runs it:
-the default train.bucket, so lengths 30 and 25 are padded to 32, and TF32 as fit sets it);
-the first WARMUP steps of every way are not timed (the captured way warms up, then captures).
+the default train.bucket, so lengths 30 and 25 are padded to 32 and 28, and TF32 as fit
+sets it); the first WARMUP steps of every way are not timed (the captured way warms up, then
+captures).
 Teacher-forcing variants draw mixed forcing at pr 0.5 (--pr-force), which is the costliest
 mode: every step is projected to pick its argmax.
 """

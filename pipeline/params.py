@@ -122,7 +122,7 @@ class TrainConfig:
     precision: str = "fp32"
     threads: int = 0
     cuda_graphs: bool = True
-    bucket: int = 8
+    bucket: int = 4
     tf32: bool = True
 
     def __post_init__(self) -> None:
