@@ -271,8 +271,10 @@ class Seq2Seq(nn.Module):
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
              pad_in_loss: bool = False, label_smoothing: float = 0.0,
-             one_call: bool | None = None) -> torch.Tensor:
+             one_call: bool | None = None, per: float | None = None) -> torch.Tensor:
         """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
+        `per`: divide the summed loss by this instead of the batch's own count of tokens (a
+        process's share of a global batch, pipeline/distributed.py).
 
         On a CPU it is computed a few steps at a time, so the (B, T, V) logits never exist at
         once: the softmax and its gradient stay in cache, about twice as fast (BENCHMARKS.md).
@@ -284,9 +286,11 @@ class Seq2Seq(nn.Module):
         ignore = -100 if pad_in_loss else PAD
         if tgt.is_cuda if one_call is None else one_call:
             logits = self._logits(feats, step_logits)
-            return F.cross_entropy(logits.flatten(0, 1).float(), tgt.reshape(-1),
-                                   ignore_index=ignore, label_smoothing=label_smoothing)
-        count = tgt.numel() if pad_in_loss else (tgt != PAD).sum()
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.reshape(-1),
+                                   ignore_index=ignore, label_smoothing=label_smoothing,
+                                   reduction="mean" if per is None else "sum")
+            return loss if per is None else loss / per
+        count = per if per is not None else tgt.numel() if pad_in_loss else (tgt != PAD).sum()
         steps = tgt.size(1)
         rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
         total = feats.new_zeros((), dtype=torch.float32)

@@ -124,6 +124,9 @@ class TrainConfig:
     cuda_graphs: bool = True
     bucket: int = 4
     tf32: bool = True
+    processes: int = 1
+    first_gpu: int = 0
+    timeout: float = 300.0
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
@@ -167,7 +170,8 @@ RANGES: dict[type, dict[str, tuple]] = {
                   "clip": _AT_LEAST_0, "weight_decay": _AT_LEAST_0,
                   "pr_force_start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
                   "pr_force_end": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-                  "pr_force_epochs": _AT_LEAST_0, "threads": _AT_LEAST_0, "bucket": _POSITIVE},
+                  "pr_force_epochs": _AT_LEAST_0, "threads": _AT_LEAST_0, "bucket": _POSITIVE,
+                  "processes": _POSITIVE, "first_gpu": _AT_LEAST_0, "timeout": _POSITIVE},
     EvaluateParams: {"batch_size": _POSITIVE, "samples": _AT_LEAST_0, "heatmaps": _AT_LEAST_0,
                      "max_decode_len": _AT_LEAST_0, "beam_size": _POSITIVE,
                      "alpha": _AT_LEAST_0},

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.data import Batch, Split
+from pipeline.distributed import ONE, World, all_sum, gather, share
 from pipeline.files import PipelineError, atomic_path
 from pipeline.model import Force, Seq2Seq
 from pipeline.params import TrainConfig
@@ -121,13 +122,15 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 
 def loss_backward(model: Seq2Seq, batch: Batch, cfg: TrainConfig, device: torch.device,
-                  force: Force, cache: bool = True, one_call: bool | None = None
+                  force: Force, cache: bool = True, one_call: bool | None = None,
+                  loss_of: Callable[..., torch.Tensor] | None = None, per: float | None = None
                   ) -> torch.Tensor:
     """Forward, loss, backward and clipping of one step; the loss stays on the device.
-    `one_call`: the loss as on CUDA (Seq2Seq.loss; default: as the device does)."""
+    `one_call`: the loss as on CUDA (Seq2Seq.loss; default: as the device does). `loss_of`:
+    what computes Seq2Seq.loss (DDP's wrapper of it), `per`: its denominator (Seq2Seq.loss)."""
     with autocast(device, cfg.precision, cache):
-        loss = model.loss(batch.src, batch.src_len, batch.tgt, force, cfg.pad_in_loss,
-                          cfg.label_smoothing, one_call)
+        loss = (loss_of or model.loss)(batch.src, batch.src_len, batch.tgt, force,
+                                       cfg.pad_in_loss, cfg.label_smoothing, one_call, per)
     loss.backward()
     if cfg.clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip, foreach=True)
@@ -135,10 +138,12 @@ def loss_backward(model: Seq2Seq, batch: Batch, cfg: TrainConfig, device: torch.
 
 
 def train_step(model: Seq2Seq, batch: Batch, opt: torch.optim.Optimizer, cfg: TrainConfig,
-               device: torch.device, force: Force) -> torch.Tensor:
+               device: torch.device, force: Force,
+               loss_of: Callable[..., torch.Tensor] | None = None, per: float | None = None
+               ) -> torch.Tensor:
     """One eager step; returns the loss as a device tensor (read it with .item())."""
     opt.zero_grad(set_to_none=True)
-    loss = loss_backward(model, batch, cfg, device, force)
+    loss = loss_backward(model, batch, cfg, device, force, loss_of=loss_of, per=per)
     opt.step()
     return loss
 
@@ -267,18 +272,23 @@ def uses_graphs(model: Seq2Seq, cfg: TrainConfig, device: torch.device) -> bool:
 
 @torch.no_grad()
 def validation_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch.device,
-                    precision: str = "fp32") -> float:
-    """Teacher-forced cross-entropy per target token, padding ignored (one host read)."""
+                    precision: str = "fp32", world: World = ONE) -> float:
+    """Teacher-forced cross-entropy per target token, padding ignored (one host read). With
+    several processes each computes every N-th batch and the sums are added."""
     model.eval()
     total = torch.zeros((), device=device)
     tokens = torch.zeros((), device=device)
-    for batch in valid.sorted(batch_size):
+    for i, batch in enumerate(valid.sorted(batch_size)):
+        if i % world.size != world.rank:
+            continue
         batch = batch.to(device)
         with autocast(device, precision):
             loss = model.loss(batch.src, batch.src_len, batch.tgt, [True] * batch.tgt.size(1))
         n = (batch.tgt != PAD).sum()
         total += loss.float() * n
         tokens += n
+    if world.size > 1:
+        total, tokens = all_sum(torch.stack([total, tokens.float()]), world)
     return (total / tokens).item()
 
 
@@ -308,15 +318,31 @@ def load_checkpoint(path: Path, fp: str) -> dict | None:
     return state
 
 
+class _LossOf(torch.nn.Module):
+    """Seq2Seq.loss as a module's forward: DistributedDataParallel averages the gradients of
+    what its forward computes."""
+
+    def __init__(self, model: Seq2Seq) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: object) -> torch.Tensor:
+        return self.model.loss(*args)
+
+
 def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
         checkpoint: Path, fp: str, state: dict | None = None,
-        log: Callable[[dict], None] | None = None, stop_after: int | None = None) -> dict:
+        log: Callable[[dict], None] | None = None, stop_after: int | None = None,
+        world: World = ONE) -> dict:
     """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given.
 
     A checkpoint tagged `fp` is written to `checkpoint` after every epoch, and `log(values)`
     called. `stop_after` ends this call after that many epochs (tests of resuming use it).
     The loss is read back from the device only every READ_EVERY steps (for the progress bar
     and the check that it is finite), so the GPU is never kept waiting for the host.
+    With several processes (`world`, pipeline/distributed.py) each trains on its share of
+    every global batch under DistributedDataParallel, and only the first process writes the
+    checkpoint, calls `log` and shows progress.
     Returns the history and the training time.
     """
     if device.type == "cuda" and cfg.precision == "bf16":
@@ -332,19 +358,28 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
     batches = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * batches
     start, history, seconds = 0, [], 0.0
+    if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
+        torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
     if state is not None:
         model.load_state_dict(state["model"])
         restore_optimizer(opt, state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(list(state["cuda_rng"]))
+        restore_rng(state, world)
         start, history, seconds = state["epoch"], state["history"], state["seconds"]
-        print(f"train: resuming after epoch {start} from {checkpoint}")
-    captured = uses_graphs(model, cfg, device)
+        if world.main:
+            print(f"train: resuming after epoch {start} from {checkpoint}")
+    loss_of = None
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_of = DistributedDataParallel(
+            _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None)
+    captured = uses_graphs(model, cfg, device) and world.size == 1
     steps = CapturedSteps(model, opt, cfg, device) if captured else None
-    if device.type == "cuda" and cfg.cuda_graphs and not captured:
-        print("train: CUDA graphs off: train.pad_in_loss or model.mask_padding false would "
-              "count the bucket padding; training eagerly")
+    if device.type == "cuda" and cfg.cuda_graphs and not captured and world.main:
+        print("train: CUDA graphs off: " + (
+            "training under DistributedDataParallel runs eagerly" if world.size > 1 else
+            "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
+            "training eagerly"))
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -353,47 +388,90 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
         pr = pr_force(epoch, cfg)
         running, it, shown = None, epoch * batches, float("nan")
         bar = tqdm(train.sortish(cfg.batch_size, rng), total=batches, mininterval=1.0,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None, leave=False)
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if world.main else True,
+                   leave=False)
         for i, batch in enumerate(bar):
             set_lr(opt, one_cycle_lr(it, total, cfg.lr, cfg.clr_div, cfg.clr_pct))
             force = [coin.random() < pr for _ in range(batch.tgt.size(1))]
             if steps is not None:
                 loss = steps(batch, force)
-            else:
+            elif world.size == 1:
                 loss = train_step(model, batch.to(device), opt, cfg, device, force)
+            else:
+                part, per = batch_share(batch, cfg, world)
+                loss = train_step(model, part.to(device), opt, cfg, device, force, loss_of, per)
             # a new tensor each time: a captured step's loss is overwritten by the next replay
             running = (loss.float().clone() if running is None
                        else 0.98 * running + 0.02 * loss.float())
             it += 1
             if (i + 1) % READ_EVERY == 0 or i + 1 == batches:
-                shown = running.item()
+                # several processes: each one's loss is its share times N, so the mean of
+                # their sum over N is the global batch's loss
+                shown = all_sum(running.clone(), world).item() / world.size
                 if not math.isfinite(shown):
                     raise PipelineError(f"train: loss became {shown} at epoch {epoch + 1}; "
                                         "lower train.lr or set train.clip")
                 bar.set_postfix(loss=f"{shown:.3f}")
         bar.close()
-        val = validation_loss(model, valid, cfg.batch_size, device, cfg.precision)
+        val = validation_loss(model, valid, cfg.batch_size, device, cfg.precision, world)
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": shown, "val_loss": val,
                         "pr_force": pr, "lr": float(opt.param_groups[0]["lr"])})
-        print(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {shown:.4f} val_loss {val:.4f} "
-              f"({seconds:.0f}s)", flush=True)
-        if log is not None:
-            log(history[-1])
-        save_checkpoint(checkpoint, {
-            "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available()
-               else {}),
-            "history": history, "seconds": seconds,
-        })
+        rngs = gather(rng_state(), world)  # every process's, for an exact resume
+        if world.main:
+            print(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {shown:.4f} val_loss {val:.4f} "
+                  f"({seconds:.0f}s)", flush=True)
+            if log is not None:
+                log(history[-1])
+            save_checkpoint(checkpoint, {
+                "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), **rngs[0],
+                **({"rank_rng": rngs} if world.size > 1 else {}),
+                "history": history, "seconds": seconds,
+            })
         if stop_after is not None and epoch + 1 - start >= stop_after:
             break
     out = {"history": history, "seconds": seconds, "epochs": len(history)}
+    if world.size > 1:
+        out["processes"] = world.size
     if steps is not None:
         out["cuda_graphs"] = steps.stats()
         print(f"train: CUDA graphs: {out['cuda_graphs']}", flush=True)
     return out
+
+
+def batch_share(batch: Batch, cfg: TrainConfig, world: World) -> tuple[Batch, float]:
+    """This process's rows of a global batch, padded to its lengths, and the denominator that
+    makes the processes' averaged gradient the global batch's: the global count of target
+    tokens (counted on the host) over the number of processes. An empty share runs the first
+    row with weight zero, so that the process still joins the gradients' all-reduce."""
+    tokens = batch.tgt.numel() if cfg.pad_in_loss else int((batch.tgt != PAD).sum())
+    lo, hi = share(batch.src.size(0), world)
+    per = tokens / world.size
+    if lo == hi:
+        lo, hi, per = 0, 1, math.inf  # loss / inf = 0: zero gradients
+    rows = slice(lo, hi)
+    return Batch(batch.src[rows], batch.src_len[rows], batch.tgt[rows], batch.index[rows]), per
+
+
+def rng_state() -> dict:
+    """This process's random generators (dropout), as a checkpoint holds them."""
+    return {"torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available()
+               else {})}
+
+
+def restore_rng(state: dict, world: World) -> None:
+    """Each process's generators from the checkpoint; with a different number of processes,
+    rank 0 takes the first one's and the others keep their fresh seeds."""
+    saved = state.get("rank_rng")
+    mine = saved[world.rank] if saved and len(saved) == world.size else (
+        state if world.rank == 0 else None)
+    if mine is None:
+        return
+    torch.set_rng_state(mine["torch_rng"])
+    if "cuda_rng" in mine and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(mine["cuda_rng"]))
 
 
 def set_threads(n: int) -> None:

@@ -3,6 +3,8 @@
 # variant), then print the comparison. Made for one GPU, where one variant leaves most of it
 # idle; on a 2-core CPU they only share the cores.
 #   bash scripts/queue_variants.sh [-S key=value ...]      # JOBS=5 by default
+#   GPUS_PER_VARIANT=2 bash scripts/queue_variants.sh       # 10 GPUs: variant i trains on
+#                                                           # GPUs 2i and 2i+1, 2 processes
 # Queued experiments see only what git tracks: commit params.yaml (data.url included) first.
 # The data stages run here once; their results reach the queued runs through dvc.lock and
 # DVC's cache. Each experiment then holds one variant: `fren-nmt compare` shows them side by
@@ -17,8 +19,16 @@ if ! git diff --quiet HEAD -- dvc.lock; then
   git add dvc.lock && git commit -qm "dvc.lock: data stages for queued variants"
 fi
 tag="q$(date +%H%M%S)"
+gpus="${GPUS_PER_VARIANT:-0}"  # 0: every experiment one process on the first GPU
+i=0
 for v in basic bidir teacher_forcing attention all; do
-  dvc exp run --queue -q -n "$tag-$v" "$@" "evaluate@$v"
+  # queue workers all see the same GPUs: each experiment is told which of them are its own
+  spread=()
+  if [ "$gpus" -gt 0 ]; then
+    spread=(-S "variants.$v.train.processes=$gpus" -S "variants.$v.train.first_gpu=$((i * gpus))")
+  fi
+  dvc exp run --queue -q -n "$tag-$v" "${spread[@]}" "$@" "evaluate@$v"
+  i=$((i + 1))
 done
 start=$(date +%s)
 dvc queue start -j "$jobs"

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from pipeline.data import load_splits, pad
 from pipeline.files import read_json, run_main, write_json
@@ -30,6 +31,8 @@ def main() -> None:
     _, tcfg = variant_configs(params, variant)
     set_threads(tcfg.threads)
     device = pick_device(tcfg.device)
+    if device.type == "cuda":  # the GPU this variant trained on (train.first_gpu)
+        device = torch.device("cuda", tcfg.first_gpu)
     model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
     _, valid = load_splits(IDS)
     # References are the full tokenized sentences, not the ids cut at the length percentile.

@@ -3,12 +3,14 @@
 import sys
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
+from pipeline import distributed
 from pipeline.files import run_main
 from pipeline.modeldir import max_len, model_config, save_model_dir
-from pipeline.params import TokenizeParams, load_params, section
-from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare
+from pipeline.params import TokenizeParams, load_params, section, variant_configs
+from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare, set_threads
 
 PROCESSED = "data/processed"
 MODELS = Path("models")
@@ -18,16 +20,39 @@ CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed 
 def main() -> None:
     variant = sys.argv[1]
     params = load_params()
+    _, tcfg = variant_configs(params, variant)
+    if tcfg.processes > 1 and not distributed.in_worker():
+        # this process only starts the others and waits: they are this script again
+        distributed.launch(tcfg.processes, [sys.executable, "-m", "stages.train", variant],
+                           f"train@{variant}")
+        return
+    world, device = distributed.init(pick_device(tcfg.device), tcfg.timeout, tcfg.first_gpu)
+    try:
+        train_variant(params, variant, world, device)
+    finally:
+        distributed.close(world)
+
+
+def train_variant(params: dict, variant: str, world: distributed.World,
+                  device: torch.device) -> None:
     mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
         params, variant, PROCESSED)
-    device = pick_device(tcfg.device)
+    if world.size > 1 and tcfg.threads == 0 and device.type == "cpu":
+        set_threads(distributed.threads_per_process(world))
     # These change speed, not what is learned: a resume may change them.
-    speed = {k: None for k in ("device", "threads", "cuda_graphs", "bucket", "tf32")}
+    speed = {k: None for k in ("device", "threads", "cuda_graphs", "bucket", "tf32",
+                               "processes", "first_gpu", "timeout")}
     fp = fingerprint(mcfg, {**tcfg.__dict__, **speed}, digest)
     checkpoint = CHECKPOINTS / f"{variant}.pt"
-    state = load_checkpoint(checkpoint, fp)
-    print(f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"{len(train):,} train / {len(valid):,} valid pairs, device {device}")
+    # the first process reads the checkpoint and hands it to the others
+    state = distributed.from_main(load_checkpoint(checkpoint, fp) if world.main else None, world)
+    distributed.main_print(
+        world, f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{len(train):,} train / {len(valid):,} valid pairs, device {device.type}"
+        + (f", {world.size} processes" if world.size > 1 else ""))
+    if not world.main:  # only the first process writes
+        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world)
+        return
     with Live(f"dvclive/{variant}", resume=state is not None, dvcyaml=None, report=None,
               save_dvc_exp=False) as live:
         if state is not None:  # one step per epoch: go on from the epochs already logged
@@ -37,7 +62,7 @@ def main() -> None:
                 live.log_metric(key, values[key])
             live.next_step()
 
-        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log)
+        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world)
     config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
                           model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
                           max_len(train.tgt + valid.tgt))

@@ -173,3 +173,24 @@ def test_a_killed_training_resumes_and_its_curves_go_on(workspace: Path) -> None
     finally:
         (workspace / "params.yaml").write_text(saved)
         checkpoint.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_the_train_stage_on_two_processes(workspace: Path) -> None:
+    """train.processes=2: `dvc repro` starts the stage, which starts its two processes; the
+    first one alone writes the curves, the model and the output."""
+    saved = (workspace / "params.yaml").read_text()
+    try:
+        set_params(workspace, "train.processes=2", "train.threads=1", "train.batch_size=256",
+                   "variants.basic.train.epochs=1")
+        shutil.rmtree(workspace / "dvclive/basic", ignore_errors=True)
+        out = sh(["dvc", "repro", "train@basic"], workspace).stdout
+        assert out.count("train@basic: starting 2 processes") == 1
+        assert out.count("epoch 1/1:") == 1
+        rows = (workspace / "dvclive/basic/plots/metrics/val_loss.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows[1:]] == ["0"]
+        result = json.loads((workspace / "models/basic/train.json").read_text())
+        assert result["processes"] == 2 and result["epochs"] == 1
+        assert not (workspace / "checkpoints/basic.pt").exists()
+    finally:
+        (workspace / "params.yaml").write_text(saved)
