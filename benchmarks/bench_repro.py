@@ -132,11 +132,11 @@ def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list
               device: torch.device) -> None:
     """What evaluate@VARIANT computes (references: the ids, not the full token lists)."""
     from pipeline.metrics import bleu, lesson_val_loss
-    from pipeline.search import translate_split
+    from pipeline.search import OutputLimit, translate_split
     from pipeline.vocab import ids_to_tokens
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    max_len = ev.max_decode_len or max(len(t) for t in valid.tgt)
+    max_len = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
     refs = [" ".join(ids_to_tokens(list(t), vocab_en)) for t in valid.tgt]
     for beam in (1, ev.beam_size):
         hyps = translate_split(model, valid, ev.batch_size, max_len, device, beam, ev.alpha)

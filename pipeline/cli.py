@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 import sys
@@ -29,7 +30,11 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
+    from pipeline.search import DEFAULT_LIMIT
+
     tr = Translator(args.model, device=args.device)
+    given = {"a": args.max_len_a, "b": args.max_len_b, "cap": args.max_len_cap}
+    limit = dataclasses.replace(DEFAULT_LIMIT, **{k: v for k, v in given.items() if v is not None})
     if args.input is None:
         lines = read_lines(sys.stdin.buffer)
     else:
@@ -39,14 +44,16 @@ def cmd_translate(args: argparse.Namespace) -> None:
         except OSError as e:
             raise PipelineError(f"{args.input}: cannot read ({e.strerror})") from None
     if args.nbest == 1:
-        for out in tr.translate(lines, args.batch_size, args.beam, args.alpha, args.tokens):
+        for out in tr.translate(lines, args.batch_size, args.beam, args.alpha, args.tokens,
+                                limit):
             print(out)
         return
     for n, hyps in enumerate(tr.search(lines, args.batch_size, args.beam, args.alpha,
-                                       args.nbest), 1):
+                                       args.nbest, limit), 1):
         for h in hyps:
             words = ids_to_tokens(h.ids, tr.vocab_en)
-            print(f"{n}\t{h.score:.4f}\t{' '.join(words) if args.tokens else to_text(words)}")
+            text = " ".join(words) if args.tokens else to_text(words, tr.truecaser)
+            print(f"{n}\t{h.score:.4f}\t{text}")
 
 
 def lr_find(params: dict, variant: str, processed: str, batches: int, start: float, end: float
@@ -166,6 +173,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
 def non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -205,6 +222,11 @@ def parser() -> argparse.ArgumentParser:
                    "(K <= --beam)")
     p.add_argument("--tokens", action="store_true",
                    help="print the model's tokens (as BLEU scores them) instead of text")
+    p.add_argument("--max-len-a", type=non_negative,
+                   help="a line decodes at most A * its length + B tokens, at most CAP "
+                   "(its length counts its tokens and the end; default A 1.5, as evaluate)")
+    p.add_argument("--max-len-b", type=non_negative_int, help="B (default 5)")
+    p.add_argument("--max-len-cap", type=positive_int, help="CAP (default 200)")
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")

@@ -20,8 +20,8 @@ from pipeline.params import VARIANTS
 LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
           "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
           "all": (3.3242, None)}
-COLUMNS = ("experiment", "variant", "BLEU", "beam", "val_loss", "lesson_loss",
-           "lesson's", "epochs", "train")
+COLUMNS = ("experiment", "variant", "BLEU", "beam", "chrF", "beam", "val_loss",
+           "lesson_loss", "lesson's", "epochs", "train")
 
 
 def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, dict]]:
@@ -91,18 +91,20 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
             star, marked = "*", True
         lesson = LESSON[variant][0]
         body.append((name[:18] + star, variant, num(m, "val_bleu", ".1f"),
-                     num(m, "val_bleu_beam", ".1f"), num(m, "val_loss", ".3f"),
+                     num(m, "val_bleu_beam", ".1f"), num(m, "val_chrf", ".1f"),
+                     num(m, "val_chrf_beam", ".1f"), num(m, "val_loss", ".3f"),
                      num(m, "val_loss_lesson", ".3f"), f"{lesson:.3f}",
                      num(m, "epochs", "d"),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
     widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]
-    right = {2, 3, 4, 5, 6, 7, 8}
+    right = set(range(2, len(COLUMNS)))
     fmt = [(lambda s, w, i=i: s.rjust(w) if i in right else s.ljust(w))
            for i in range(len(COLUMNS))]
     lines = ["  ".join(f(c, w) for f, c, w in zip(fmt, row, widths)) for row in [COLUMNS, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = ["BLEU: greedy search; beam: beam search (sacreBLEU on tokens). lesson_loss: the",
-             "lesson's loss definition; lesson's: the lesson notebook's figure on Giga-fren."]
+    notes = ["BLEU, chrF: greedy search, each followed by beam search (sacreBLEU on tokens).",
+             "lesson_loss: the lesson's loss definition; lesson's: the lesson notebook's",
+             "figure on Giga-fren."]
     if marked:
         notes.append("* committed metrics: that variant was not trained in this workspace.")
     return "\n".join(lines + [""] + notes)

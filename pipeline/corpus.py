@@ -1,10 +1,15 @@
-"""Read the Giga-fren tarball's two gzip members in step and keep the wh-question pairs.
+"""Read the corpus and keep the wh-question pairs: the Giga-fren tarball, or a zip of
+tab-separated Tatoeba pairs (the Anki/Tatoeba `fra-eng.zip`), told apart by their content.
+
+The tarball's two gzip members are read in step.
 
 Nothing is extracted to disk: each member is inflated straight out of the tar, in a thread of
 its own (zlib releases the GIL, so the two inflate on two cores while the main thread matches).
 Lines are handled a block at a time: the English regex runs over a whole block in one C-level
 `finditer`, and only the lines it hits are looked up on the French side. `filter_pairs_naive`
 is the plain line-by-line loop this must agree with; the tests hold them against each other.
+The zip (a few MB) has one text member of `English<TAB>French[<TAB>attribution]` lines; its
+pairs go through that same loop, with each pair's line number in the member as its `line`.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import queue
 import re
 import tarfile
 import threading
+import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +32,64 @@ EN_MEMBER = "giga-fren.release2.fixed.en.gz"
 FR_MEMBER = "giga-fren.release2.fixed.fr.gz"
 READ_SIZE = 1 << 20  # compressed bytes per read
 BLOCK_BYTES = 1 << 22  # English bytes matched per block
+
+
+def is_zip(path: str | Path) -> bool:
+    """The corpus's kind, by its content (a zip starts with its local file header)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def check_corpus(path: str | Path, name: str | None = None) -> None:
+    """Fail with one line unless `path` is a Giga-fren tarball or a zip of tab-separated
+    pairs; `name` is what the message calls the file."""
+    if is_zip(path):
+        _zip_member(path, name or str(path))
+    else:
+        check_tarball(path, name)
+
+
+def _zip_member(path: str | Path, name: str) -> str:
+    """The zip's member of English<TAB>French lines (a .txt whose first line has a tab)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.is_dir() or not info.filename.endswith(".txt"):
+                    continue
+                with z.open(info) as f:
+                    first = f.readline()
+                if b"\t" in first:
+                    return info.filename
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise PipelineError(f"{name}: truncated or corrupt zip archive ({e})") from None
+    raise PipelineError(f"{name}: zip has no .txt member of English<TAB>French lines "
+                        "(the Tatoeba/Anki layout)")
+
+
+def read_zip_pairs(path: str | Path, name: str | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """The English and French sides of the zip's pairs, in order (a third column, the
+    attribution, is dropped)."""
+    name = name or str(path)
+    member = _zip_member(path, name)
+    en, fr = [], []
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = z.read(member)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise PipelineError(f"{name}: truncated or corrupt zip archive ({e})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise PipelineError(f"{name}: {member} line {line} is not valid UTF-8") from None
+    for n, row in enumerate(text.splitlines(), 1):
+        cols = row.split("\t")
+        if len(cols) < 2:
+            raise PipelineError(f"{name}: {member} line {n} is not English<TAB>French")
+        en.append(cols[0])
+        fr.append(cols[1])
+    return en, fr
 
 
 def check_tarball(path: str | Path, name: str | None = None) -> None:
@@ -184,13 +248,24 @@ def _search_block(rx: re.Pattern, rx_line: re.Pattern, text: str) -> list[tuple[
 
 
 def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterResult:
+    """The pairs of the corpus at `tar_path` (a tarball or a zip) that the regexes keep."""
     tar_path = Path(tar_path)
-    check_tarball(tar_path)
     try:
         rx_en_block = re.compile(en_regex, re.MULTILINE)
         rx_en, rx_fr = re.compile(en_regex), re.compile(fr_regex)
     except re.error as e:
         raise PipelineError(f"filter: invalid regex ({e})") from None
+    if is_zip(tar_path):
+        en_lines, fr_lines = read_zip_pairs(tar_path)
+        kept = filter_pairs_naive(en_lines, fr_lines, en_regex, fr_regex)
+        if not kept:
+            raise PipelineError(
+                f"{tar_path}: the filter kept no pairs of {len(en_lines)} lines "
+                f"(filter.en_regex={en_regex!r}, filter.fr_regex={fr_regex!r})")
+        pairs = pd.DataFrame({"fr": [k[1] for k in kept], "en": [k[2] for k in kept],
+                              "line": [k[0] for k in kept]})
+        return FilterResult(pairs=pairs, lines=len(en_lines))
+    check_tarball(tar_path)
     en = _Lines(_prefetch(_inflate(tar_path, EN_MEMBER)), tar_path, EN_MEMBER)
     fr = _Lines(_prefetch(_inflate(tar_path, FR_MEMBER)), tar_path, FR_MEMBER)
     out_fr: list[str] = []

@@ -19,7 +19,7 @@ from pathlib import Path
 from pipeline.files import PipelineError, read_json, write_json
 from pipeline.params import load_params
 
-HIGHER_IS_BETTER = {"val_bleu", "val_bleu_beam"}
+HIGHER_IS_BETTER = {"val_bleu", "val_bleu_beam", "val_chrf", "val_chrf_beam"}
 LOWER_IS_BETTER = {"val_loss", "val_loss_lesson"}
 TRACKED = HIGHER_IS_BETTER | LOWER_IS_BETTER
 MADE_ON = "_made_on"  # the baseline's one key that is not a variant: the machine it came from

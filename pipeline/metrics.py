@@ -1,4 +1,4 @@
-"""Evaluation metrics: the lesson's validation loss, ours, and sacreBLEU."""
+"""Evaluation metrics: the lesson's validation loss, ours, and sacreBLEU's BLEU and chrF."""
 
 from __future__ import annotations
 
@@ -29,3 +29,31 @@ def bleu(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
     metric = sacrebleu.BLEU(tokenize="none")
     score = metric.corpus_score(hypotheses, [references])
     return float(score.score), str(metric.get_signature())
+
+
+def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
+    """Corpus chrF (sacreBLEU's defaults: character 6-grams, beta 2), and its signature. It
+    scores characters, so it is steadier than BLEU on short sentences (JoeyNMT and Marian
+    offer it for that)."""
+    metric = sacrebleu.CHRF()
+    score = metric.corpus_score(hypotheses, [references])
+    return float(score.score), str(metric.get_signature())
+
+
+LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 10**9))
+
+
+def bleu_by_length(src_lengths: list[int], outputs: dict[str, list[str]],
+                   references: list[str]) -> dict[str, dict]:
+    """BLEU of each search's outputs on the sentences whose source has 1-5, 6-10, ... tokens
+    (buckets with no sentence left out): how quality falls with length."""
+    out = {}
+    for lo, hi in LENGTH_BUCKETS:
+        rows = [i for i, n in enumerate(src_lengths) if lo <= n <= hi]
+        if not rows:
+            continue
+        name = f"{lo}-{hi}" if hi < 10**9 else f"{lo}+"
+        out[name] = {"sentences": len(rows), **{
+            search: round(bleu([hyps[i] for i in rows], [references[i] for i in rows])[0], 2)
+            for search, hyps in outputs.items()}}
+    return out

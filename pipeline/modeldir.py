@@ -24,6 +24,9 @@ from pipeline.params import ModelConfig, TokenizeParams, from_dict
 FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly
 
 
+TRUECASE_FILE = "truecase_en.json"  # the truecaser (pipeline/truecase.py), from data/processed
+
+
 def save_model_dir(path: str | Path, model: Seq2Seq, config: dict, vocab_fr: list[str],
                    vocab_en: list[str], extra: dict | None = None) -> None:
     """Write the directory under a temporary name, then swap it into place."""

@@ -142,7 +142,9 @@ class EvaluateParams:
     batch_size: int = 125
     samples: int = 20
     heatmaps: int = 4
-    max_decode_len: int = 0
+    max_len_a: float = 1.5
+    max_len_b: int = 5
+    max_len_cap: int = 200
     beam_size: int = 5
     alpha: float = 0.6
 
@@ -173,7 +175,8 @@ RANGES: dict[type, dict[str, tuple]] = {
                   "pr_force_epochs": _AT_LEAST_0, "threads": _AT_LEAST_0, "bucket": _POSITIVE,
                   "processes": _POSITIVE, "first_gpu": _AT_LEAST_0, "timeout": _POSITIVE},
     EvaluateParams: {"batch_size": _POSITIVE, "samples": _AT_LEAST_0, "heatmaps": _AT_LEAST_0,
-                     "max_decode_len": _AT_LEAST_0, "beam_size": _POSITIVE,
+                     "max_len_a": _AT_LEAST_0, "max_len_b": _AT_LEAST_0,
+                     "max_len_cap": _POSITIVE, "beam_size": _POSITIVE,
                      "alpha": _AT_LEAST_0},
 }
 
@@ -251,6 +254,14 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
     unknown = sorted(set(over) - {"model", "train"})
     if unknown:
         raise PipelineError(f"variants.{variant}: unknown key(s) {', '.join(unknown)}")
+    for part in ("model", "train"):  # a shared key that every variant overrides does nothing
+        dead = [k for k in (params.get(part) or {})
+                if all(k in ((v or {}).get(part) or {}) for v in variants.values())]
+        if dead:
+            k = dead[0]
+            own = ", ".join(f"variants.{v}.{part}.{k}" for v in variants)
+            raise PipelineError(f"{part}.{k}: every variant sets its own ({own}), so {part}.{k} "
+                                f"changes nothing; set those (-S variants.NAME.{part}.{k}=...)")
     model = {**(params.get("model") or {}), **(over.get("model") or {})}
     train = {**(params.get("train") or {}), **(over.get("train") or {})}
     return (
@@ -260,32 +271,52 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
 
 
 def deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
+    """`over` laid into `base` in place, key by key (`base` keeps its comments and order when
+    it is a ruamel CommentedMap), and returned."""
     for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k),
-                                                                              dict) else v
-    return out
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
 
 
 def _merge_main(argv: list[str]) -> None:
-    """python -m pipeline.params merge PARAMS OVERRIDES|- [key.path=value ...] (in place)."""
+    """python -m pipeline.params merge PARAMS OVERRIDES|- [key.path=value ...] (in place).
+
+    Edits the file the way DVC's own `-S` does (a ruamel.yaml round trip): its comments, key
+    order and layout stay; only the values set change."""
+    from ruamel.yaml import YAML
+
     if len(argv) < 3 or argv[0] != "merge":
         raise SystemExit("usage: python -m pipeline.params merge PARAMS OVERRIDES|- [k.k=v ...]")
-    params = load_params(argv[1])
+    load_params(argv[1])  # a clear error for a missing or broken file
+    rt = YAML()  # round trip
+    rt.preserve_quotes = True
+    rt.representer.add_representer(  # null as params.yaml writes it, not as an empty value
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    params = rt.load(Path(argv[1]).read_text(encoding="utf-8"))
     if argv[2] != "-":
-        params = deep_merge(params, load_params(argv[2]))
+        deep_merge(params, load_params(argv[2]))
     for item in argv[3:]:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise PipelineError(f"{item!r}: expected key.path=value")
         node = params
-        *parents, last = key.split(".")
+        *parents, last = key.removeprefix("+").split(".")  # DVC's +key=value: add a key
         for k in parents:
-            node = node.setdefault(k, {})
+            if not isinstance(node.get(k), dict):
+                node[k] = {}
+            node = node[k]
         node[last] = yaml.safe_load(value)
     with atomic_path(argv[1]) as tmp:  # never a half-written params.yaml
-        tmp.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as f:
+            rt.dump(params, f)
 
 
 if __name__ == "__main__":
     import sys
 
-    _merge_main(sys.argv[1:])
+    from pipeline.files import run_main
+
+    run_main(lambda: _merge_main(sys.argv[1:]))

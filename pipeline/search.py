@@ -8,7 +8,7 @@ Hypotheses are lists of target ids, without _eos_.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -21,30 +21,56 @@ from pipeline.vocab import BOS, EOS
 CHECK_EVERY = 8  # greedy reads "all finished?" back from the device once every 8 steps
 
 
+@dataclass(frozen=True)
+class OutputLimit:
+    """How many steps a row may decode: a * source length + b, at most `cap` (fairseq's
+    --max-len-a / --max-len-b). The source length counts the source's ids (its _eos_ too)."""
+
+    a: float = 1.5
+    b: int = 5
+    cap: int = 200
+
+    def __call__(self, src_len: Sequence[int]) -> list[int]:
+        return [max(1, min(self.cap, int(self.a * n + self.b))) for n in src_len]
+
+
+DEFAULT_LIMIT = OutputLimit()  # evaluate's and translate's defaults
+
+
+def _limits(max_len: int | Sequence[int], b: int) -> list[int]:
+    return [max_len] * b if isinstance(max_len, int) else list(max_len)
+
+
 @torch.no_grad()
-def greedy(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor, max_len: int
-           ) -> tuple[list[list[int]], torch.Tensor | None]:
-    """The argmax at every step, up to max_len steps or until every row has ended.
+def greedy(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor,
+           max_len: int | Sequence[int]) -> tuple[list[list[int]], torch.Tensor | None]:
+    """The argmax at every step until every row has ended: by _eos_ or at its own limit
+    (`max_len`: one for all rows, or one per row).
 
     Returns the hypotheses and the attention weights (B, steps, S) (None without attention).
     """
     model.eval()
     b = src.size(0)
+    limits = _limits(max_len, b)
     state = model.start(src, src_len)
     inp = torch.full((b,), BOS, dtype=torch.long, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
+    ends = torch.tensor(limits, device=src.device) if len(set(limits)) > 1 else None
     preds, attns = [], []
-    for t in range(max_len):
+    for t in range(max(limits)):
         feat, state, w = model.step(inp, state)
         inp = model.out(feat).float().argmax(-1)
         preds.append(inp)
         if w is not None:
             attns.append(w)
         done |= inp == EOS
+        if ends is not None:
+            done |= ends <= t + 1
         if (t + 1) % CHECK_EVERY == 0 and bool(done.all()):  # one host read per 8 steps
             break
     rows = torch.stack(preds, 1).tolist()
     attn = torch.stack(attns, 1) if attns else None
+    rows = [row[:n] for row, n in zip(rows, limits)]
     return [row[: row.index(EOS)] if EOS in row else row for row in rows], attn
 
 
@@ -62,8 +88,8 @@ class Hypothesis:
 
 @torch.no_grad()
 def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor,
-                max_len: int, beam_size: int, alpha: float = 0.0, n_best: int = 1
-                ) -> list[list[Hypothesis]]:
+                max_len: int | Sequence[int], beam_size: int, alpha: float = 0.0,
+                n_best: int = 1) -> list[list[Hypothesis]]:
     """Batched beam search; the `n_best` best hypotheses of each row, best first.
 
     Each step takes the 2K best extensions of the K live hypotheses: an extension by _eos_
@@ -72,8 +98,8 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
     GNMT's length penalty, its length counting the _eos_. A row stops once its n_best-th
     finished hypothesis cannot be beaten by any live one: a live score can only fall, and its
     best possible normalized score is its score now over lp(max_len) (lp grows with length,
-    and log-probabilities are negative). Live hypotheses still there after max_len steps finish
-    as they are.
+    and log-probabilities are negative). Live hypotheses still there after max_len steps (one
+    limit for all rows, or one per row) finish as they are.
     """
     if beam_size < 1 or n_best < 1 or n_best > beam_size:
         raise ValueError(f"beam_size {beam_size} and n_best {n_best}: need 1 <= n_best <= "
@@ -89,8 +115,9 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
     inp = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
     active = list(range(b))  # the original row of each row still searched
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    bound_lp = length_penalty(max_len, alpha)
-    for t in range(max_len):
+    limits = _limits(max_len, b)
+    bound_lp = [length_penalty(n, alpha) for n in limits]
+    for t in range(max(limits)):
         feat, state, _ = model.step(inp, state)
         logp = F.log_softmax(model.out(feat).float(), dim=-1)
         vocab = logp.size(-1)
@@ -98,7 +125,6 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
         cand_scores, cand_ids = cand.topk(2 * k, dim=1)  # sorted, best first
         origin, token = cand_ids // vocab, cand_ids % vocab
         is_eos = token == EOS
-        last = t == max_len - 1
         # live: the best K extensions that are not _eos_
         live_scores, pick = cand_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)
         live_origin, live_token = origin.gather(1, pick), token.gather(1, pick)
@@ -113,6 +139,7 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
         keep = []
         for r, row in enumerate(active):
             hyps = finished[row]
+            last = t == limits[row] - 1
             for j in range(k):  # _eos_ among the best K finishes a hypothesis
                 if c_eos[r][j] and c_scores[r][j] > float("-inf"):
                     ids = seqs[r * k + c_origin[r][j]].tolist()
@@ -124,7 +151,7 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
                         hyps.append(Hypothesis(ids, l_scores[r][j] / lp_now, l_scores[r][j]))
             hyps.sort(key=lambda h: -h.score)
             del hyps[n_best:]
-            best_live = l_scores[r][0] / bound_lp
+            best_live = l_scores[r][0] / bound_lp[row]
             if not last and (len(hyps) < n_best or hyps[-1].score < best_live):
                 keep.append(r)
         if not keep:
@@ -139,12 +166,13 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
     return finished
 
 
-def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int, max_len: int,
-                      device: torch.device, beam_size: int = 1, alpha: float = 0.0
-                      ) -> list[list[int]]:
+def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int,
+                      limit: OutputLimit, device: torch.device, beam_size: int = 1,
+                      alpha: float = 0.0) -> list[list[int]]:
     """The best hypothesis of every row (by each batch's `index`), greedy for beam_size 1."""
     hyps: list[list[int]] = [[] for _ in range(n)]
     for batch in batches:
+        max_len = limit(batch.src_len.tolist())  # lengths from the host's copy: no sync
         b = batch.to(device)
         if beam_size == 1:
             out, _ = greedy(model, b.src, b.src_len, max_len)
@@ -156,9 +184,9 @@ def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int, 
     return hyps
 
 
-def translate_split(model: torch.nn.Module, split: Split, batch_size: int, max_len: int,
-                    device: torch.device, beam_size: int = 1, alpha: float = 0.0
-                    ) -> list[list[int]]:
+def translate_split(model: torch.nn.Module, split: Split, batch_size: int,
+                    limit: OutputLimit, device: torch.device, beam_size: int = 1,
+                    alpha: float = 0.0) -> list[list[int]]:
     """The best hypothesis for every row of the split, in the split's order."""
-    return translate_batches(model, split.sorted(batch_size), len(split), max_len, device,
+    return translate_batches(model, split.sorted(batch_size), len(split), limit, device,
                              beam_size, alpha)

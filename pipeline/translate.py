@@ -7,16 +7,17 @@ searches (pipeline/search.py) and turns the tokens back into text (`to_text`).
 from __future__ import annotations
 
 import re
-import sys
 from functools import cache
 from pathlib import Path
 
 from pipeline.data import pad
-from pipeline.modeldir import load_model_dir
+from pipeline.files import read_json
+from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import TokenizeParams, from_dict
-from pipeline.search import Hypothesis, beam_search, greedy
+from pipeline.search import DEFAULT_LIMIT, Hypothesis, OutputLimit, beam_search, greedy
 from pipeline.tokenize import CAPS, tokenize
 from pipeline.train import pick_device
+from pipeline.truecase import truecase, truecaser
 from pipeline.vocab import EOS, UNK, ids_to_tokens
 
 
@@ -29,58 +30,53 @@ class Translator:
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
         self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
                                          f"{path}: tokenize")
-        self.max_src_len = int(self.config["max_src_len"])
-        self.max_tgt_len = int(self.config["max_tgt_len"])
+        # the truecaser the train stage saved (pipeline/truecase.py); older models have none
+        cased = Path(path) / TRUECASE_FILE
+        self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
 
-    def encode(self, sentence: str) -> tuple[list[int], bool]:
-        """French ids with _eos_, and whether the sentence was cut to the model's maximum."""
+    def encode(self, sentence: str) -> list[int]:
+        """French ids with _eos_: the whole sentence (an RNN encoder reads any length)."""
         p = self.tokenize_params
         toks = tokenize(sentence, "fr", p.lowercase, p.mark_caps)
-        ids = [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
-        return ids[: self.max_src_len], len(ids) > self.max_src_len
+        return [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
 
     def search(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
-               alpha: float = 0.0, n_best: int = 1) -> list[list[Hypothesis]]:
-        """The n_best hypotheses of each sentence ([] for an empty line), in input order.
+               alpha: float = 0.0, n_best: int = 1, limit: OutputLimit = DEFAULT_LIMIT
+               ) -> list[list[Hypothesis]]:
+        """The n_best hypotheses of each sentence ([] for an empty line), in input order;
+        each decodes up to `limit` of its own length.
 
         Sentences are batched in order of length, so a sentence's translation does not depend
         on its neighbours (tests/test_translate.py checks that).
         """
         out: list[list[Hypothesis]] = [[] for _ in sentences]
-        todo = []
-        for i, s in enumerate(sentences):
-            if not s.strip():
-                continue
-            ids, cut = self.encode(s)
-            if cut:
-                print(f"warning: line {i + 1} cut to the model's {self.max_src_len} tokens",
-                      file=sys.stderr)
-            todo.append((i, ids))
+        todo = [(i, self.encode(s)) for i, s in enumerate(sentences) if s.strip()]
         todo.sort(key=lambda item: -len(item[1]))
         for k in range(0, len(todo), batch_size):
             chunk = todo[k:k + batch_size]
             src, src_len = pad([ids for _, ids in chunk])
+            max_len = limit(src_len.tolist())
             if self.device.type == "cuda":  # from pinned memory the copies do not block
                 src, src_len = src.pin_memory(), src_len.pin_memory()
             src = src.to(self.device, non_blocking=True)
             src_len = src_len.to(self.device, non_blocking=True)
             if beam_size == 1 and n_best == 1:
-                hyps, _ = greedy(self.model, src, src_len, self.max_tgt_len)
+                hyps, _ = greedy(self.model, src, src_len, max_len)
                 found = [[Hypothesis(h, float("nan"), float("nan"))] for h in hyps]
             else:
-                found = beam_search(self.model, src, src_len, self.max_tgt_len, beam_size,
-                                    alpha, n_best)
+                found = beam_search(self.model, src, src_len, max_len, beam_size, alpha, n_best)
             for (i, _), hyps in zip(chunk, found):
                 out[i] = hyps
         return out
 
     def translate(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
-                  alpha: float = 0.0, tokens: bool = False) -> list[str]:
+                  alpha: float = 0.0, tokens: bool = False, limit: OutputLimit = DEFAULT_LIMIT
+                  ) -> list[str]:
         """One line per sentence: text a person reads, or the model's tokens (`tokens`)."""
         lines = []
-        for hyps in self.search(sentences, batch_size, beam_size, alpha):
+        for hyps in self.search(sentences, batch_size, beam_size, alpha, 1, limit):
             words = ids_to_tokens(hyps[0].ids, self.vocab_en) if hyps else []
-            lines.append(" ".join(words) if tokens else to_text(words))
+            lines.append(" ".join(words) if tokens else to_text(words, self.truecaser))
         return lines
 
 
@@ -96,10 +92,14 @@ _PUNCT = {"?", "!", ".", "..."}
 _JOIN = {"gon": "na", "wan": "na", "got": "ta"}
 
 
-def to_text(tokens: list[str]) -> str:
-    """English text from the model's tokens: the t_up marker applied, spaCy's contraction
-    splits joined, Moses' detokenizer for the spacing, repeated final punctuation collapsed,
-    "i" and the first letter capitalized."""
+def to_text(tokens: list[str], tc=None) -> str:  # noqa: ANN001 - a MosesTruecaser
+    """English text from the model's tokens: words in their usual case (the truecaser `tc`,
+    pipeline/truecase.py: "tom" -> "Tom"), the t_up marker applied, spaCy's contraction splits
+    joined, Moses' detokenizer for the spacing, repeated final punctuation collapsed, "i" and
+    the first letter capitalized."""
+    if tc is not None:  # words after t_up keep their form: they become capitals below
+        tokens = [t if i and tokens[i - 1] == CAPS else c
+                  for i, (t, c) in enumerate(zip(tokens, truecase(tokens, tc)))]
     words: list[str] = []
     caps = False
     for tok in tokens:

@@ -1,14 +1,15 @@
-"""Stage download: bring the Giga-fren tarball (URL or local path) to data/raw/."""
+"""Stage download: bring the corpus (URL or local path) to data/raw/corpus: the Giga-fren
+tarball, or a zip of tab-separated Tatoeba pairs (pipeline/corpus.py tells them apart)."""
 
 import os
 
-from pipeline.corpus import check_tarball
+from pipeline.corpus import check_corpus
 from pipeline.download import fetch
 from pipeline.files import run_main
 from pipeline.params import DataParams, load_params, section
 
-OUT = "data/raw/training-giga-fren.tar"
-INCOMING = "data/raw/incoming.tar"  # HTTP downloads resume from incoming.tar.part
+OUT = "data/raw/corpus"
+INCOMING = "data/raw/incoming"  # HTTP downloads resume from incoming.part
 
 
 def main() -> None:
@@ -16,7 +17,7 @@ def main() -> None:
     # Fetched under another name and checked before it takes the output's name.
     path = fetch(p.url, INCOMING, sha256=p.sha256, retries=p.retries, timeout=p.timeout)
     try:
-        check_tarball(path, name=p.url)
+        check_corpus(path, name=p.url)
     except Exception:
         path.unlink()
         raise

@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.data import load_splits, pad
+from pipeline.data import Split, load_splits, pad
 from pipeline.files import read_json, run_main, write_json
-from pipeline.metrics import bleu, lesson_val_loss
-from pipeline.modeldir import load_model_dir, max_len
+from pipeline.metrics import bleu, bleu_by_length, chrf, lesson_val_loss
+from pipeline.modeldir import load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
-from pipeline.search import greedy, translate_split
+from pipeline.search import OutputLimit, greedy, translate_split
 from pipeline.train import pick_device, set_threads, validation_loss
-from pipeline.vocab import ids_to_tokens
+from pipeline.vocab import ids_to_tokens, numericalize
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -35,17 +35,23 @@ def main() -> None:
         device = torch.device("cuda", tcfg.first_gpu)
     model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
     _, valid = load_splits(IDS)
-    # References are the full tokenized sentences, not the ids cut at the length percentile.
+    # Translated and scored whole: the sources and references are the full tokenized
+    # sentences, not the ids cut at the length percentile for training (the losses use those).
     tokens = pd.read_parquet(TOKENS).set_index("line")
     refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
-    decode_len = ev.max_decode_len or max_len(valid.tgt)
+    sources = [list(tokens.at[line, "fr_tokens"]) for line in valid.lines]
+    stoi_fr = {w: i for i, w in enumerate(vocab_fr)}
+    whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi_fr) for t in sources],
+                                "en_ids": [list(t) for t in valid.tgt], "line": valid.lines}))
+    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
     outputs, seconds = {}, {}
     for name, beam in (("greedy", 1), ("beam", ev.beam_size)):
         t0 = time.perf_counter()
-        ids = translate_split(model, valid, ev.batch_size, decode_len, device, beam, ev.alpha)
+        ids = translate_split(model, whole, ev.batch_size, limit, device, beam, ev.alpha)
         seconds[name] = time.perf_counter() - t0
         outputs[name] = [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
     score, signature = bleu(outputs["greedy"], refs)
+    chrf_greedy, chrf_signature = chrf(outputs["greedy"], refs)
     trained = read_json(MODELS / variant / "train.json")
     metrics = {
         "val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
@@ -53,10 +59,14 @@ def main() -> None:
         "val_bleu": score,
         "val_bleu_beam": bleu(outputs["beam"], refs)[0],
         "bleu_signature": signature,
+        "val_chrf": chrf_greedy,
+        "val_chrf_beam": chrf(outputs["beam"], refs)[0],
+        "chrf_signature": chrf_signature,
         "beam": {"size": ev.beam_size, "alpha": ev.alpha},
         "epochs": trained["epochs"],
         "train_seconds": round(trained["seconds"], 1),
         "decode_sentences_per_second": {k: round(len(valid) / v, 1) for k, v in seconds.items()},
+        "bleu_by_source_length": bleu_by_length([len(t) for t in sources], outputs, refs),
     }
     write_json(METRICS.format(variant=variant), metrics)
     print(f"evaluate@{variant}: " + ", ".join(
@@ -64,7 +74,7 @@ def main() -> None:
 
     out = REPORTS / variant
     out.mkdir(parents=True, exist_ok=True)
-    srcs = [" ".join(tokens.at[line, "fr_tokens"]) for line in valid.lines]
+    srcs = [" ".join(t) for t in sources]
     samples = pd.DataFrame({"source": srcs, "reference": refs, "greedy": outputs["greedy"],
                             "beam": outputs["beam"]})
     samples.head(ev.samples).to_csv(out / "samples.tsv", sep="\t", index=False)
@@ -74,12 +84,13 @@ def main() -> None:
         old.unlink()
     if model.cfg.attention:
         for k in range(min(ev.heatmaps, len(valid))):
-            src, src_len = pad([valid.src[k]])
-            hyps, attn = greedy(model, src.to(device), src_len.to(device), decode_len)
+            src, src_len = pad([whole.src[k]])
+            hyps, attn = greedy(model, src.to(device), src_len.to(device),
+                                limit([len(whole.src[k])]))
             n = min(len(hyps[0]) + 1, attn.size(1))  # the output words and the _eos_
             words = [vocab_en[i] for i in hyps[0]] + ["_eos_"]
             attention_heatmap(attn[0, :n].float().cpu().numpy(),
-                              [vocab_fr[i] for i in valid.src[k]], words[:n],
+                              [vocab_fr[i] for i in whole.src[k]], words[:n],
                               heatmaps / f"{k}.png")
 
 

@@ -1,17 +1,17 @@
-"""Stage filter: keep the wh-question pairs of the tarball (the lesson's regexes)."""
+"""Stage filter: keep the wh-question pairs of the corpus (the lesson's regexes)."""
 
 from pipeline.corpus import filter_pairs
 from pipeline.files import run_main, write_json, write_parquet
 from pipeline.params import FilterParams, load_params, section
 
-TARBALL = "data/raw/training-giga-fren.tar"
+CORPUS = "data/raw/corpus"  # the Giga-fren tarball or a Tatoeba zip
 OUT = "data/interim/questions.parquet"
 METRICS = "metrics/filter.json"
 
 
 def main() -> None:
     p: FilterParams = section(load_params(), "filter", FilterParams)
-    result = filter_pairs(TARBALL, p.en_regex, p.fr_regex)
+    result = filter_pairs(CORPUS, p.en_regex, p.fr_regex)
     write_parquet(OUT, result.pairs)
     write_json(METRICS, {"lines_read": result.lines, "pairs_kept": len(result.pairs)})
     print(f"filter: kept {len(result.pairs):,} of {result.lines:,} line pairs -> {OUT}")

@@ -1,4 +1,8 @@
-"""Stage train@VARIANT: train one variant; resumes from its checkpoint if it was killed."""
+"""Stage train@VARIANT: train one variant; resumes from its checkpoint if it was killed.
+
+With train.processes > 1 this process starts the stage again on that many processes under
+PyTorch's elastic launcher and waits (pipeline/distributed.py); started by a launcher (that one
+or torchrun), it is one of them, and only the first one writes."""
 
 import sys
 from pathlib import Path
@@ -7,12 +11,13 @@ import torch
 from dvclive import Live
 
 from pipeline import distributed
-from pipeline.files import run_main
-from pipeline.modeldir import max_len, model_config, save_model_dir
+from pipeline.files import read_json, run_main
+from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
 from pipeline.params import TokenizeParams, load_params, section, variant_configs
 from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare, set_threads
 
 PROCESSED = "data/processed"
+TRUECASE = "data/processed/truecase_en.json"  # stage truecase
 MODELS = Path("models")
 CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed run
 
@@ -67,7 +72,8 @@ def train_variant(params: dict, variant: str, world: distributed.World,
                           model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
                           max_len(train.tgt + valid.tgt))
     save_model_dir(MODELS / variant, model, config, vocab_fr, vocab_en,
-                   extra={"train.json": result})
+                   extra={"train.json": result,  # and the truecaser translate uses:
+                          TRUECASE_FILE: read_json(TRUECASE)})
     checkpoint.unlink(missing_ok=True)  # finished: the next run starts fresh
 
 

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,26 @@ def shared_tarball() -> Path:
             pytest.fail(message)  # CI always has it: a missing file is a broken setup
         pytest.skip(message)
     return SHARED_TARBALL
+
+
+ATTRIBUTION = "CC-BY 2.0 (France) Attribution: tatoeba.org"
+
+
+def make_zip(path: Path, en: list[str] | None = None, fr: list[str] | None = None,
+             member: str = "fra.txt", attribution: bool = True) -> Path:
+    """A zip in the Anki/Tatoeba layout: English<TAB>French<TAB>attribution lines."""
+    en = EN_LINES if en is None else en
+    fr = FR_LINES if fr is None else fr
+    rows = [f"{e}\t{f}" + (f"\t{ATTRIBUTION}" if attribution else "") for e, f in zip(en, fr)]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("_about.txt", "Made up for the tests.\n")
+        z.writestr(member, "".join(r + "\n" for r in rows))
+    return path
+
+
+def shared_pairs_zip(path: Path) -> Path:
+    """The shared tarball's line pairs as a Tatoeba-layout zip (what fra-eng.zip holds)."""
+    with tarfile.open(SHARED_TARBALL) as tar:
+        en, fr = (gzip.decompress(tar.extractfile(m).read()).decode("utf-8").splitlines()
+                  for m in (EN, FR))
+    return make_zip(path, en, fr)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pipeline.compare import LESSON, _exp_rows, format_table, from_folder
 
-METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_loss": 1.3331,
+METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_chrf": 71.04, "val_chrf_beam": 71.96,
+           "val_loss": 1.3331,
            "val_loss_lesson": 3.848, "epochs": 12, "train_seconds": 252.0}
 
 
@@ -32,9 +33,10 @@ def test_rows_from_dvc_exp_show_json(tmp_path: Path) -> None:
     table = format_table(rows, models=tmp_path)
     lines = table.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[0].split() == ["experiment", "variant", "BLEU", "beam", "val_loss",
-                                "lesson_loss", "lesson's", "epochs", "train"]
-    assert lines[2].split() == ["workspace", "basic", "54.2", "55.0", "1.333", "3.848",
+    assert lines[0].split() == ["experiment", "variant", "BLEU", "beam", "chrF", "beam",
+                                "val_loss", "lesson_loss", "lesson's", "epochs", "train"]
+    assert lines[2].split() == ["workspace", "basic", "54.2", "55.0", "71.0", "72.0", "1.333",
+                                "3.848",
                                 f"{LESSON['basic'][0]:.3f}", "12", "4.2", "min"]
     assert lines[3].startswith("workspace*")  # all: no model here, committed metrics
     assert lines[4].split()[:2] == ["main", "basic"] and lines[5].startswith("quick-try")

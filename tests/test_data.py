@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EN, EN_LINES, FR, FR_LINES, gz_lines, make_tarball
+from conftest import EN, EN_LINES, FR, FR_LINES, gz_lines, make_tarball, make_zip, shared_pairs_zip
 
-from pipeline.corpus import filter_pairs, filter_pairs_naive
+from pipeline.corpus import check_corpus, filter_pairs, filter_pairs_naive
 from pipeline.embeddings import build_matrix, read_vectors, train_vectors
 from pipeline.files import PipelineError
 from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
@@ -39,6 +39,45 @@ def test_filter_keeps_lesson_questions(tarball: Path) -> None:
 def test_filter_on_shared_tarball_gives_8623_pairs(shared_tarball: Path) -> None:
     r = filter_pairs(shared_tarball, EN_RX, FR_RX)
     assert (r.lines, len(r.pairs)) == (167_130, 8_623)
+
+
+@pytest.mark.parametrize("attribution", [True, False])
+def test_a_tatoeba_zip_gives_what_the_tarball_gives(tmp_path: Path, tarball: Path,
+                                                    attribution: bool) -> None:
+    z = make_zip(tmp_path / "fra-eng.zip", attribution=attribution)
+    check_corpus(z)
+    from_zip, from_tar = filter_pairs(z, EN_RX, FR_RX), filter_pairs(tarball, EN_RX, FR_RX)
+    assert from_zip.lines == from_tar.lines
+    assert from_zip.pairs.equals(from_tar.pairs)
+
+
+def test_the_shared_pairs_as_a_zip_give_8623_pairs(tmp_path: Path,
+                                                   shared_tarball: Path) -> None:
+    r = filter_pairs(shared_pairs_zip(tmp_path / "fra-eng.zip"), EN_RX, FR_RX)
+    assert (r.lines, len(r.pairs)) == (167_130, 8_623)
+    assert r.pairs.equals(filter_pairs(shared_tarball, EN_RX, FR_RX).pairs)
+
+
+def test_a_damaged_or_foreign_zip_is_one_line(tmp_path: Path) -> None:
+    import zipfile
+
+    good = make_zip(tmp_path / "good.zip").read_bytes()
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(good[: len(good) // 2])
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(foreign, "w") as z:
+        z.writestr("photo.jpg", b"\xff\xd8 not pairs")
+        z.writestr("notes.txt", "no tabs here\n")
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        z.writestr("fra.txt", "What?\tQuoi ?\nWhy? Pourquoi ?\n")
+    for path, words in ((cut, "truncated or corrupt zip"),
+                        (foreign, "no .txt member of English<TAB>French"),
+                        (broken, "fra.txt line 2 is not English<TAB>French")):
+        with pytest.raises(PipelineError) as e:
+            filter_pairs(path, EN_RX, FR_RX)
+        assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
+        assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("en_rx", [EN_RX, r"(\w+)\?", r"^W[^?]*", r"h.$", r"o\s+\w"])

@@ -29,10 +29,8 @@ def set_params(ws: Path, *assignments: str) -> None:
         *assignments], ws)
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Path) -> Path:
-    """The project's files in a fresh git repo, data stages run on the shared tarball."""
-    ws = tmp_path_factory.mktemp("ws")
+def copy_project(ws: Path, *params: str) -> Path:
+    """The project's files (what git would commit, no outputs) in a fresh git repo at `ws`."""
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
                             "--exclude-standard"], cwd=ROOT, capture_output=True,
                            check=True).stdout.decode().split("\0")
@@ -42,11 +40,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Pat
             shutil.copy2(ROOT / f, ws / f)
     for d in ("metrics", "models", "data"):
         shutil.rmtree(ws / d, ignore_errors=True)
-    set_params(ws, f"data.url={shared_tarball_path}", "train.threads=2",
-               "variants.basic.train.epochs=1", "embeddings.train.epochs=1")
+    if params:
+        set_params(ws, *params)
     sh("git init -q && git add -A && git -c user.name=t -c user.email=t@localhost "
        "commit -qm t", ws)
     return ws
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Path) -> Path:
+    """The project's files in a fresh git repo, data stages run on the shared tarball."""
+    return copy_project(tmp_path_factory.mktemp("ws"), f"data.url={shared_tarball_path}",
+                        "train.threads=2", "variants.basic.train.epochs=1",
+                        "embeddings.train.epochs=1")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +96,7 @@ def test_bad_data_url_is_one_line_error(workspace: Path, tmp_path: Path) -> None
         assert r.stderr.strip().splitlines()[-1].startswith(f"error: {bad}")
         assert len(r.stderr.strip().splitlines()) == 1
         # the earlier good tarball stays; nothing half-made is left beside it
-        assert (workspace / "data/raw/training-giga-fren.tar").stat().st_size == \
+        assert (workspace / "data/raw/corpus").stat().st_size == \
             (workspace / ws_params.split("url: ")[1].split()[0]).stat().st_size
         assert not (workspace / "data/raw/incoming.tar").exists()
     finally:
@@ -105,10 +111,19 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     sh(["dvc", "repro", "-f", "-s", "train@basic"], workspace)
     sh(["dvc", "repro", "-f", "-s", "evaluate@basic"], workspace)
     second = json.loads((workspace / "metrics/basic.json").read_text())
-    for key in ("val_loss", "val_loss_lesson", "val_bleu", "val_bleu_beam"):
+    for key in ("val_loss", "val_loss_lesson", "val_bleu", "val_bleu_beam", "val_chrf",
+                "val_chrf_beam"):
         assert first[key] == second[key], key
     assert (workspace / "reports/basic/samples.tsv").read_text().startswith(
         "source\treference\tgreedy\tbeam\n")
+    assert first["chrf_signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0")
+    by_length = first["bleu_by_source_length"]
+    assert sum(b["sentences"] for b in by_length.values()) == 900
+    assert set(by_length["1-5"]) == {"sentences", "greedy", "beam"}
+    # the truecaser learned from the corpus's English travels in the model directory
+    cased = json.loads((workspace / "models/basic/truecase_en.json").read_text())
+    assert cased["tom"] == "Tom" and "what" not in cased
+    assert cased == json.loads((workspace / "data/processed/truecase_en.json").read_text())
 
     model = str(workspace / "models/basic")
     text = "Où est la gare ?\n\nQui est xyzzyplugh ?\n" + "Pourquoi " * 80 + "?\n"
@@ -116,7 +131,7 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     lines = r.stdout.split("\n")
     assert len(lines) == 5 and lines[-1] == ""  # four lines out, each ending in a newline
     assert lines[0].strip() and lines[1] == "" and lines[2].strip()
-    assert "warning: line 4 cut to the model's" in r.stderr
+    assert r.stderr == ""  # the 81-word line is read whole: nothing is cut
 
     r = sh(["fren-nmt", "translate", "--model", str(workspace / "nope")], workspace,
            check=False, stdin="Qui ?\n")
@@ -194,3 +209,36 @@ def test_the_train_stage_on_two_processes(workspace: Path) -> None:
         assert not (workspace / "checkpoints/basic.pt").exists()
     finally:
         (workspace / "params.yaml").write_text(saved)
+
+
+@pytest.mark.slow
+def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
+        tmp_path: Path, shared_tarball_path: Path) -> None:
+    """A clone with no ../shared beside it: `bash run.sh --quick` fetches the pairs' zip (here
+    from a local server, made from the shared tarball) and runs the whole pipeline."""
+    from conftest import shared_pairs_zip
+    from test_download import Server
+
+    ws = copy_project(tmp_path / "clone")
+    assert not (tmp_path / "shared").exists()
+    server = Server(shared_pairs_zip(tmp_path / "fra-eng.zip").read_bytes())
+    env = {k: v for k, v in ENV.items() if k != "FREN_NMT_TARBALL"}
+    env.update(FREN_NMT_QUICK_URL=server.url, FREN_NMT_NO_INSTALL="1")
+    try:  # smaller than the quick run's defaults, one variant: the route is what is tested
+        r = subprocess.run(["bash", "run.sh", "--quick", "-S", "train.batch_size=512",
+                            "-S", "embeddings.train.epochs=1", "-S", "evaluate.beam_size=2",
+                            "evaluate@basic"],
+                           cwd=ws, env=env, capture_output=True, text=True, timeout=900)
+    finally:
+        server.close()
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"the Tatoeba pairs come from {server.url}" in r.stdout
+    assert "kept 8,623 of 167,130 line pairs" in r.stdout + r.stderr
+    assert json.loads((ws / "metrics/basic.json").read_text())["epochs"] == 1
+    assert "BLEU" in r.stdout  # and the comparison table at the end
+
+    # an explicit FREN_NMT_TARBALL that is not there is an error, not a download
+    bad = subprocess.run(["bash", "run.sh", "--quick"], cwd=ws, capture_output=True, text=True,
+                         env={**env, "FREN_NMT_TARBALL": str(tmp_path / "nope.tar")})
+    assert bad.returncode == 1 and bad.stderr.strip() == \
+        f"error: {tmp_path / 'nope.tar'}: no such file (FREN_NMT_TARBALL)"

@@ -160,3 +160,41 @@ def test_vocab_refuses_a_split_without_training_or_validation_pairs() -> None:
         with pytest.raises(P.PipelineError, match=r"vocab: the split of 3 pairs has \d+ "
                            r"training and \d+ validation pairs; both need at least one"):
             build_ids(tokens, P.VocabParams(valid_fraction=fraction))
+
+
+@pytest.mark.parametrize("key", ["epochs", "lr"])
+def test_a_shared_train_key_that_every_variant_overrides_is_refused(key: str) -> None:
+    """`dvc exp run -S +train.epochs=2` adds a key that no variant would read."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"][key] = 2
+    with pytest.raises(P.PipelineError) as e:
+        P.variant_configs(params, "basic")
+    message = str(e.value)
+    assert message.startswith(f"train.{key}: every variant sets its own (")
+    for variant in P.VARIANTS:
+        assert f"variants.{variant}.train.{key}" in message
+    assert "\n" not in message
+    del params["variants"]["all"]["train"][key]  # one variant reads it: allowed
+    P.variant_configs(params, "all")
+
+
+def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "params.yaml"
+    original = (ROOT / "params.yaml").read_text()
+    path.write_text(original)
+    subprocess.run([sys.executable, "-m", "pipeline.params", "merge", str(path),
+                    str(ROOT / "ci/params.yaml"), "data.url=/data/x.tar", "train.clip=0.5"],
+                   check=True, cwd=ROOT)
+    merged = path.read_text()
+    changed = [(a, b) for a, b in zip(original.splitlines(), merged.splitlines()) if a != b]
+    assert len(original.splitlines()) == len(merged.splitlines())
+    for before, after in changed:  # only values change; each line keeps its comment
+        assert before.split("#")[1:] == after.split("#")[1:], (before, after)
+        assert before.split(":")[0] == after.split(":")[0]
+    new = yaml.safe_load(merged)
+    assert new["data"]["url"] == "/data/x.tar" and new["train"]["clip"] == 0.5
+    assert new["train"]["threads"] == 2 and new["variants"]["all"]["train"]["epochs"] == 2
+    assert new["variants"]["all"]["train"]["lr"] == 2e-3 and new["data"]["sha256"] is None

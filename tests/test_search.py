@@ -14,7 +14,7 @@ from torch import nn
 from pipeline.data import Split
 from pipeline.model import State, build_model
 from pipeline.params import VARIANTS
-from pipeline.search import beam_search, greedy, length_penalty, translate_split
+from pipeline.search import OutputLimit, beam_search, greedy, length_penalty, translate_split
 from pipeline.vocab import BOS, EOS
 
 A, B, C, D = 4, 5, 6, 7
@@ -80,6 +80,22 @@ def test_hypotheses_that_never_end_finish_at_max_len() -> None:
     assert b[0][0].ids == [A] * 4 and len(b[0][1].ids) == 4
 
 
+def test_each_row_stops_at_its_own_limit() -> None:
+    model = Scripted({BOS: {A: 0.9, B: 0.1}, A: {A: 0.9, B: 0.1}, B: {A: 0.9, B: 0.1}})
+    src, lens = torch.full((3, 3), A), torch.full((3,), 3)
+    g, _ = greedy(model, src, lens, [2, 5, 3])
+    assert g == [[A] * 2, [A] * 5, [A] * 3]
+    b = beam_search(model, src, lens, [2, 5, 3], beam_size=2, n_best=2)
+    assert [[len(h.ids) for h in row] for row in b] == [[2, 2], [5, 5], [3, 3]]
+    assert [row[0].ids for row in b] == g
+
+
+def test_the_output_limit_is_relative_to_the_source_with_a_cap() -> None:
+    limit = OutputLimit(1.5, 5, 20)
+    assert limit([1, 4, 10, 40]) == [6, 11, 20, 20]
+    assert OutputLimit(0.0, 0, 9)([3]) == [1]  # never zero steps
+
+
 def test_bad_beam_arguments() -> None:
     model = Scripted({BOS: {EOS: 1.0}})
     with pytest.raises(ValueError, match="n_best"):
@@ -99,9 +115,10 @@ def test_beam_of_one_is_greedy(variant: str) -> None:
     for seed in range(3):
         model = eos_prone(variant, seed)
         src, lens, _ = batch(6, 7, 1, seed=seed)
-        g, _ = greedy(model, src, lens, 9)
-        b = beam_search(model, src, lens, 9, beam_size=1, alpha=0.0)
-        assert [h[0].ids for h in b] == g
+        for max_len in (9, OutputLimit(1.0, 2, 9)(lens.tolist())):  # one limit, or per row
+            g, _ = greedy(model, src, lens, max_len)
+            b = beam_search(model, src, lens, max_len, beam_size=1, alpha=0.0)
+            assert [h[0].ids for h in b] == g
 
 
 @pytest.mark.parametrize("variant", ["basic", "all"])
@@ -115,9 +132,10 @@ def test_output_does_not_depend_on_the_batch(variant: str, beam: int) -> None:
     fr = [list(rng.integers(4, SRC_V, rng.integers(1, 9))) + [EOS] for _ in range(11)]
     split = Split(pd.DataFrame({"fr_ids": fr, "en_ids": [[EOS]] * 11, "line": range(11)}))
     cpu = torch.device("cpu")
-    alone = translate_split(model, split, 1, 10, cpu, beam, 0.6)
+    limit = OutputLimit(1.0, 3, 10)  # each row its own limit: its length + 3
+    alone = translate_split(model, split, 1, limit, cpu, beam, 0.6)
     for size in (3, 11):
-        assert translate_split(model, split, size, 10, cpu, beam, 0.6) == alone
+        assert translate_split(model, split, size, limit, cpu, beam, 0.6) == alone
     # and greedy's attention rows are a distribution over the real source words only
     if model.cfg.attention:
         src, lens, _ = batch(3, 6, 1)

@@ -18,7 +18,9 @@ from pipeline.cli import main
 from pipeline.model import build_model
 from pipeline.modeldir import model_config, save_model_dir
 from pipeline.params import ModelConfig, TokenizeParams
+from pipeline.search import OutputLimit
 from pipeline.translate import Translator, to_text
+from pipeline.truecase import train_truecaser, truecaser
 from pipeline.vocab import SPECIALS
 
 FR = SPECIALS + "où est la gare qui a fait ça pourquoi pas quand vient-il ?".split()
@@ -152,8 +154,75 @@ def test_bad_options_and_input_are_one_line(model_dir: Path) -> None:
         for value in ("0", "-3", "two"):
             one_line_error(cli("translate", "--model", m, option, value), option)
     one_line_error(cli("translate", "--model", m, "--alpha", "-1"), "--alpha")
+    one_line_error(cli("translate", "--model", m, "--max-len-a", "-1"), "--max-len-a")
+    one_line_error(cli("translate", "--model", m, "--max-len-b", "1.5"), "--max-len-b")
+    one_line_error(cli("translate", "--model", m, "--max-len-cap", "0"), "--max-len-cap")
     one_line_error(cli("translate", "--model", m, "--beam", "2", "--nbest", "3"), "--nbest")
     bad = "Où est la gare ?\nQui a fait ça ?\n".encode() + b"Pourquoi \xff pas ?\n"
     one_line_error(cli("translate", "--model", m, stdin=bad), "line 3", "UTF-8")
     one_line_error(cli("translate", "--model", m, "--input", "/nonexistent/x.fr"),
                    "/nonexistent/x.fr")
+
+
+def test_a_long_sentence_is_read_whole_and_its_output_limit_follows_its_length(
+        model_dir: Path) -> None:
+    """The model was saved with 12 as its longest training source: a 40-word sentence is
+    encoded whole (no cut, no warning), and its output may be longer than the training's."""
+    tr = Translator(model_dir)
+    long = " ".join(["pourquoi"] * 40) + " ?"
+    assert len(tr.encode(long)) == 42  # 41 tokens and _eos_
+    r = cli("translate", "--model", str(model_dir), "--tokens", "--max-len-a", "0",
+            "--max-len-b", "30", stdin=long + "\nqui ?\n")
+    assert r.returncode == 0 and r.stderr == ""
+    # this random model never says _eos_: the limit is what stops it
+    assert [len(line.split()) for line in r.stdout.splitlines()] == [30, 30]
+    # a * length + b, capped, per line
+    for a, b, cap in ((1.0, 0, 200), (0.5, 1, 4)):
+        limit = OutputLimit(a, b, cap)
+        hyps = tr.search([long, "qui ?"], limit=limit)
+        assert [len(h[0].ids) for h in hyps] == limit([42, 3])
+    # the words of a sentence do not depend on the others' limits
+    alone = tr.translate(["qui ?"], limit=OutputLimit(1.0, 2, 200))
+    assert tr.translate([long, "qui ?"], limit=OutputLimit(1.0, 2, 200))[1] == alone[0]
+
+
+# Made-up English, cased as people write it, for the truecaser to learn from
+CASED = ["Did Tom go to Paris?", "Where did Tom go?", "What is in the box?", "Is it in the box?",
+         "What did you get for Christmas?", "Does Mary live in the USA?", "Where is Mary?",
+         "Why is it in the box?", "Is the box in Paris?", "Who is Tom?"]
+
+
+def test_the_truecaser_learns_names_not_sentence_starts() -> None:
+    best = train_truecaser(CASED)
+    assert best == {"christmas": "Christmas", "mary": "Mary", "paris": "Paris", "tom": "Tom",
+                    "usa": "USA"}  # "What", "Is", "Where" only ever start a sentence
+
+
+@pytest.mark.parametrize("tokens,text", [
+    (["what", "did", "tom", "get", "for", "christmas", "?"], "What did Tom get for Christmas?"),
+    (["is", "mary", "in", "paris", "?"], "Is Mary in Paris?"),  # the start: a capital anyway
+    (["tom", ",", "where", "is", "it", "?"], "Tom, where is it?"),
+    (["who", "is", "in", "the", "usa", "?"], "Who is in the USA?"),
+    (["who", "lives", "in", "the", "t_up", "usa", "?"], "Who lives in the USA?"),
+    (["where", "is", "xyzzy", "?"], "Where is xyzzy?"),  # unknown: as it is
+    (["i", "do", "n't", "know", "tom", "!"], "I don't know Tom!"),
+    ([], ""),
+])
+def test_names_get_their_capitals(tokens: list[str], text: str) -> None:
+    assert to_text(tokens, truecaser(train_truecaser(CASED))) == text
+
+
+def test_a_model_directory_with_a_truecaser_translates_with_it(model_dir: Path,
+                                                              tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    cased = tmp_path / "cased"
+    shutil.copytree(model_dir, cased)
+    words = [w for w in EN if w not in SPECIALS]  # every output word gets a capital
+    (cased / "truecase_en.json").write_text(json.dumps({w: w.upper() for w in words}))
+    assert Translator(model_dir).truecaser is None  # a model without one: as before
+    plain = cli("translate", "--model", str(model_dir), stdin="Qui a fait ça ?\n").stdout
+    out = cli("translate", "--model", str(cased), stdin="Qui a fait ça ?\n").stdout
+    assert out.strip() and out != plain
+    assert out.replace(" ", "").rstrip("?\n").isupper() and out.lower() == plain.lower()
