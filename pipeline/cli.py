@@ -209,7 +209,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Reads French sentences, one per line, on standard input; "
                        "writes one English translation per line (an empty line for an empty "
                        "line), in order.")
-    p.add_argument("--model", required=True, help="a model directory, e.g. models/attention")
+    p.add_argument("--model", required=True, action="append",
+                   help="a model directory, e.g. models/attention; given several times, an "
+                   "ensemble: their log-probabilities averaged at each step")
     p.add_argument("--input", help="read this file instead of standard input")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")

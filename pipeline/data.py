@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.vocab import PAD
+from pipeline.vocab import PAD, numericalize
 
 
 @dataclass
@@ -82,3 +82,16 @@ def load_splits(path: str) -> tuple[Split, Split]:
     ids = pd.read_parquet(path)
     return (Split(ids[ids["split"] == "train"].reset_index(drop=True)),
             Split(ids[ids["split"] == "valid"].reset_index(drop=True)))
+
+
+def whole_validation(valid: Split, tokens: pd.DataFrame, vocab_fr: list[str]
+                     ) -> tuple[Split, list[str], list[list[str]]]:
+    """The validation pairs as evaluation scores them: the full tokenized sources (not the
+    ids cut at the length percentile for training) as a Split, the references (full English
+    tokens, space-joined) and the source tokens. `tokens` is tokens.parquet indexed by line."""
+    sources = [list(tokens.at[line, "fr_tokens"]) for line in valid.lines]
+    refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
+    stoi = {w: i for i, w in enumerate(vocab_fr)}
+    whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi) for t in sources],
+                                "en_ids": [list(t) for t in valid.tgt], "line": valid.lines}))
+    return whole, refs, sources

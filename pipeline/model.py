@@ -60,8 +60,11 @@ class State(NamedTuple):
     src_mask: torch.Tensor | None = None    # (B, S) True on real source tokens (or None)
 
 
-def select_state(state: State, index: torch.Tensor) -> State:
-    """The state of the batch rows `index`, in that order (beam search tiles and reorders)."""
+def select_state(state: State | list, index: torch.Tensor) -> State | list:
+    """The state of the batch rows `index`, in that order (beam search tiles and reorders);
+    an ensemble's state (pipeline/search.py's Ensemble) is a list of its models' states."""
+    if isinstance(state, list):
+        return [select_state(s, index) for s in state]
     return State(state.hidden.index_select(1, index),
                  *(None if t is None else t.index_select(0, index) for t in state[1:]))
 

@@ -2,8 +2,8 @@
 
 Both take any model with `start(src, src_len) -> State`, `step(prev, state) -> (features,
 State, attention)` and `out(features) -> logits` (pipeline/model.py), so they work the same for
-every variant, and tests can drive them with a model whose scores they construct.
-Hypotheses are lists of target ids, without _eos_.
+every variant, and tests can drive them with a model whose scores they construct, or an
+`Ensemble` of models. Hypotheses are lists of target ids, without _eos_.
 """
 
 from __future__ import annotations
@@ -17,6 +17,33 @@ import torch.nn.functional as F
 from pipeline.data import Batch, Split
 from pipeline.model import State, select_state
 from pipeline.vocab import BOS, EOS
+
+
+class Ensemble(torch.nn.Module):
+    """Several models decoding as one: at each step their log-probabilities are averaged,
+    and greedy and beam search drive the ensemble exactly as they drive one model (its
+    `step` returns the average as the features, and `out` passes them on). The models must
+    share their vocabularies (pipeline/translate.py checks); the attention weights shown are
+    the first model's."""
+
+    def __init__(self, models: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.models = torch.nn.ModuleList(models)
+        self.out = torch.nn.Identity()
+
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> list:
+        return [m.start(src, src_len) for m in self.models]
+
+    def step(self, prev: torch.Tensor, state: list
+             ) -> tuple[torch.Tensor, list, torch.Tensor | None]:
+        logps, states, weights = [], [], []
+        for m, s in zip(self.models, state):
+            feat, s, w = m.step(prev, s)
+            logps.append(F.log_softmax(m.out(feat).float(), dim=-1))
+            states.append(s)
+            weights.append(w)
+        return torch.stack(logps).mean(0), states, weights[0]
+
 
 CHECK_EVERY = 8  # greedy reads "all finished?" back from the device once every 8 steps
 

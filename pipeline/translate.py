@@ -11,10 +11,17 @@ from functools import cache
 from pathlib import Path
 
 from pipeline.data import pad
-from pipeline.files import read_json
+from pipeline.files import PipelineError, read_json
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import TokenizeParams, from_dict
-from pipeline.search import DEFAULT_LIMIT, Hypothesis, OutputLimit, beam_search, greedy
+from pipeline.search import (
+    DEFAULT_LIMIT,
+    Ensemble,
+    Hypothesis,
+    OutputLimit,
+    beam_search,
+    greedy,
+)
 from pipeline.tokenize import CAPS, tokenize
 from pipeline.train import pick_device
 from pipeline.truecase import truecase, truecaser
@@ -22,16 +29,32 @@ from pipeline.vocab import EOS, UNK, ids_to_tokens
 
 
 class Translator:
-    """A trained model with its vocabularies and tokenizer settings."""
+    """A trained model with its vocabularies and tokenizer settings; given several model
+    directories, an ensemble of them (they must share vocabularies and tokenizer)."""
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path | list[str | Path], device: str = "cpu") -> None:
+        paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
         self.device = pick_device(device, "--device")
-        self.model, self.config, self.vocab_fr, self.vocab_en = load_model_dir(path, self.device)
+        models = []
+        for p in paths:
+            model, config, vocab_fr, vocab_en = load_model_dir(p, self.device)
+            if models:  # an ensemble averages log-probabilities over one vocabulary
+                for what, mine, first in (("French vocabulary", vocab_fr, self.vocab_fr),
+                                          ("English vocabulary", vocab_en, self.vocab_en),
+                                          ("tokenizer", config["tokenize"],
+                                           self.config["tokenize"])):
+                    if mine != first:
+                        raise PipelineError(f"{p}: its {what} differs from {paths[0]}'s; "
+                                            "an ensemble's models must share it")
+            else:
+                self.config, self.vocab_fr, self.vocab_en = config, vocab_fr, vocab_en
+            models.append(model)
+        self.model = models[0] if len(models) == 1 else Ensemble(models).eval()
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
         self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
-                                         f"{path}: tokenize")
+                                         f"{paths[0]}: tokenize")
         # the truecaser the train stage saved (pipeline/truecase.py); older models have none
-        cased = Path(path) / TRUECASE_FILE
+        cased = paths[0] / TRUECASE_FILE
         self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
 
     def encode(self, sentence: str) -> list[int]:

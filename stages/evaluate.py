@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.data import Split, load_splits, pad
+from pipeline.data import load_splits, pad, whole_validation
 from pipeline.files import read_json, run_main, write_json
 from pipeline.metrics import bleu, bleu_by_length, chrf, lesson_val_loss
 from pipeline.modeldir import load_model_dir
@@ -15,7 +15,7 @@ from pipeline.params import EvaluateParams, load_params, section, variant_config
 from pipeline.plots import attention_heatmap
 from pipeline.search import OutputLimit, greedy, translate_split
 from pipeline.train import pick_device, set_threads, validation_loss
-from pipeline.vocab import ids_to_tokens, numericalize
+from pipeline.vocab import ids_to_tokens
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -37,12 +37,8 @@ def main() -> None:
     _, valid = load_splits(IDS)
     # Translated and scored whole: the sources and references are the full tokenized
     # sentences, not the ids cut at the length percentile for training (the losses use those).
-    tokens = pd.read_parquet(TOKENS).set_index("line")
-    refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
-    sources = [list(tokens.at[line, "fr_tokens"]) for line in valid.lines]
-    stoi_fr = {w: i for i, w in enumerate(vocab_fr)}
-    whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi_fr) for t in sources],
-                                "en_ids": [list(t) for t in valid.tgt], "line": valid.lines}))
+    whole, refs, sources = whole_validation(
+        valid, pd.read_parquet(TOKENS).set_index("line"), vocab_fr)
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
     outputs, seconds = {}, {}
     for name, beam in (("greedy", 1), ("beam", ev.beam_size)):

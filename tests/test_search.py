@@ -14,7 +14,14 @@ from torch import nn
 from pipeline.data import Split
 from pipeline.model import State, build_model
 from pipeline.params import VARIANTS
-from pipeline.search import OutputLimit, beam_search, greedy, length_penalty, translate_split
+from pipeline.search import (
+    Ensemble,
+    OutputLimit,
+    beam_search,
+    greedy,
+    length_penalty,
+    translate_split,
+)
 from pipeline.vocab import BOS, EOS
 
 A, B, C, D = 4, 5, 6, 7
@@ -141,3 +148,35 @@ def test_output_does_not_depend_on_the_batch(variant: str, beam: int) -> None:
         src, lens, _ = batch(3, 6, 1)
         hyps, attn = greedy(model, src, lens, 5)
         assert torch.allclose(attn.sum(-1), torch.ones(attn.shape[:2]))
+
+
+# --- ensembles ------------------------------------------------------------------------------
+def test_an_ensemble_picks_what_neither_model_picks_alone() -> None:
+    """After _bos_, one model says A (0.5) or B (0.4), the other C (0.5) or B (0.4): the
+    average of their log-probabilities is highest for B (log 0.4 against log sqrt(0.05))."""
+    left = Scripted({BOS: {A: 0.5, B: 0.4, C: 0.1}, A: {EOS: 1.0}, B: {EOS: 1.0},
+                     C: {EOS: 1.0}})
+    right = Scripted({BOS: {C: 0.5, B: 0.4, A: 0.1}, A: {EOS: 1.0}, B: {EOS: 1.0},
+                      C: {EOS: 1.0}})
+    assert run(left, beam_size=1)[0] == [[A]] and run(right, beam_size=1)[0] == [[C]]
+    g, b = run(Ensemble([left, right]), beam_size=3)
+    assert g == [[B]] and b[0][0].ids == [B]
+
+
+@pytest.mark.parametrize("variant", ["basic", "all"])
+def test_an_ensemble_of_one_model_or_of_a_model_with_itself_is_that_model(variant: str) -> None:
+    model = eos_prone(variant, 1)
+    src, lens, _ = batch(6, 7, 1, seed=1)
+    limit = OutputLimit(1.0, 2, 9)(lens.tolist())
+    g, attn = greedy(model, src, lens, limit)
+    b = beam_search(model, src, lens, limit, beam_size=3, alpha=0.6, n_best=2)
+    for ens in (Ensemble([model]), Ensemble([model, model])):
+        eg, eattn = greedy(ens, src, lens, limit)
+        assert eg == g
+        if attn is not None:
+            assert torch.equal(eattn, attn)
+        eb = beam_search(ens, src, lens, limit, beam_size=3, alpha=0.6, n_best=2)
+        assert [[h.ids for h in row] for row in eb] == [[h.ids for h in row] for row in b]
+        for row, erow in zip(b, eb):
+            for h, eh in zip(row, erow):
+                assert eh.score == pytest.approx(h.score, abs=1e-4)

@@ -226,3 +226,22 @@ def test_a_model_directory_with_a_truecaser_translates_with_it(model_dir: Path,
     out = cli("translate", "--model", str(cased), stdin="Qui a fait ça ?\n").stdout
     assert out.strip() and out != plain
     assert out.replace(" ", "").rstrip("?\n").isupper() and out.lower() == plain.lower()
+
+
+def test_an_ensemble_translates_and_its_models_must_share_vocabularies(
+        model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    text = "\n".join(SENTENCES) + "\n"
+    m = str(model_dir)
+    for extra in ([], ["--beam", "3"]):
+        one = cli("translate", "--model", m, *extra, stdin=text)
+        twice = cli("translate", "--model", m, "--model", m, *extra, stdin=text)
+        assert twice.returncode == 0 and twice.stdout == one.stdout  # a model with itself
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    vocab = json.loads((other / "vocab_en.json").read_text())
+    (other / "vocab_en.json").write_text(json.dumps(vocab[:-1] + ["elsewhere"]))
+    one_line_error(cli("translate", "--model", m, "--model", str(other), stdin=text),
+                   f"{other}: its English vocabulary differs from {m}'s")
