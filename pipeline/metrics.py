@@ -7,7 +7,9 @@ import torch
 
 from pipeline.data import Split
 from pipeline.model import Seq2Seq
+from pipeline.search import OutputLimit, translate_split
 from pipeline.train import seq_loss
+from pipeline.vocab import ids_to_tokens
 
 
 @torch.no_grad()
@@ -38,6 +40,23 @@ def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
     metric = sacrebleu.CHRF()
     score = metric.corpus_score(hypotheses, [references])
     return float(score.score), str(metric.get_signature())
+
+
+def translate_text(model: Seq2Seq, whole: Split, vocab_en: list[str], batch_size: int,
+                   limit: OutputLimit, device: torch.device, beam_size: int = 1,
+                   alpha: float = 0.0) -> list[str]:
+    """Every source of the split translated (greedy, or beam search), as space-joined tokens."""
+    ids = translate_split(model, whole, batch_size, limit, device, beam_size, alpha)
+    return [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
+
+
+def greedy_scores(model: Seq2Seq, whole: Split, refs: list[str], vocab_en: list[str],
+                  batch_size: int, limit: OutputLimit, device: torch.device
+                  ) -> dict[str, float]:
+    """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole
+    validation sources, data.whole_validation): what train.keep reads after every epoch."""
+    hyps = translate_text(model, whole, vocab_en, batch_size, limit, device)
+    return {"val_bleu": bleu(hyps, refs)[0], "val_chrf": chrf(hyps, refs)[0]}
 
 
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 10**9))

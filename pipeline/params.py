@@ -18,6 +18,7 @@ import yaml
 from pipeline.files import PipelineError, atomic_path
 
 VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")
+KEEP = ("val_bleu", "val_chrf", "val_loss", "last")  # what train.keep may name
 
 
 @dataclass
@@ -127,8 +128,16 @@ class TrainConfig:
     processes: int = 1
     first_gpu: int = 0
     timeout: float = 300.0
+    keep: str = "val_bleu"
+    patience: int = 0
 
     def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise PipelineError(f"train.epochs: {self.epochs} is not at least 1")
+        if self.keep not in KEEP:
+            raise PipelineError(f"train.keep: {self.keep!r} is not one of {', '.join(KEEP)}")
+        if self.patience < 0:
+            raise PipelineError(f"train.patience: {self.patience} is negative (0 = off)")
         if self.precision not in ("fp32", "bf16"):
             raise PipelineError(f"train.precision: {self.precision!r} is not fp32 or bf16")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.data import Batch, Split
-from pipeline.distributed import ONE, World, all_sum, gather, share
+from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
 from pipeline.files import PipelineError, atomic_path
 from pipeline.model import Force, Seq2Seq
 from pipeline.params import TrainConfig
@@ -333,23 +333,31 @@ class _LossOf(torch.nn.Module):
 def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
         checkpoint: Path, fp: str, state: dict | None = None,
         log: Callable[[dict], None] | None = None, stop_after: int | None = None,
-        world: World = ONE) -> dict:
-    """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given.
+        world: World = ONE, score: Callable[[Seq2Seq], dict[str, float]] | None = None
+        ) -> dict:
+    """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given, and leave
+    the model with the weights of the epoch that cfg.keep picks.
 
-    A checkpoint tagged `fp` is written to `checkpoint` after every epoch, and `log(values)`
-    called. `stop_after` ends this call after that many epochs (tests of resuming use it).
+    After every epoch the validation loss is computed, `score(model)` adds its scores
+    (val_bleu, val_chrf) to the epoch's history, a checkpoint tagged `fp` is written to
+    `checkpoint` (holding the best weights so far too), and `log(values)` is called. With
+    cfg.patience, training stops once cfg.keep has not improved for that many epochs.
+    `stop_after` ends this call after that many epochs (tests of resuming use it).
     The loss is read back from the device only every READ_EVERY steps (for the progress bar
     and the check that it is finite), so the GPU is never kept waiting for the host.
     With several processes (`world`, pipeline/distributed.py) each trains on its share of
     every global batch under DistributedDataParallel, and only the first process writes the
-    checkpoint, calls `log` and shows progress.
-    Returns the history and the training time.
+    checkpoint, calls `log`, shows progress and scores (the others get its scores).
+    Returns the history, the training time, the kept epoch and whether training stopped early.
     """
     if device.type == "cuda" and cfg.precision == "bf16":
         raise PipelineError("train.precision: bf16 is refused on CUDA: PyTorch's autocast "
                             "wrapper for cuDNN RNNs casts them to fp16, not bf16, and nothing "
                             "scales the gradients (benchmarks/gpu_check.py prints the GRU's "
                             "dtype); use fp32, whose matmuls run in TF32 (train.tf32)")
+    if cfg.keep in ("val_bleu", "val_chrf") and score is None:
+        raise PipelineError(f"train.keep: {cfg.keep} needs the validation scores, and this "
+                            "run computes none (keep val_loss or last)")
     model.to(device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -357,7 +365,7 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
     opt = make_optimizer(model, cfg, device)
     batches = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * batches
-    start, history, seconds = 0, [], 0.0
+    start, history, seconds, best = 0, [], 0.0, None
     if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
         torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
     if state is not None:
@@ -365,6 +373,7 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
         restore_optimizer(opt, state["optimizer"])
         restore_rng(state, world)
         start, history, seconds = state["epoch"], state["history"], state["seconds"]
+        best = state.get("best")
         if world.main:
             print(f"train: resuming after epoch {start} from {checkpoint}")
     loss_of = None
@@ -381,6 +390,8 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
             "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
             "training eagerly"))
     for epoch in range(start, cfg.epochs):
+        if stops_early(history, cfg):  # also when resuming a run that had decided to stop
+            break
         t0 = time.perf_counter()
         model.train()
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -417,10 +428,18 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": shown, "val_loss": val,
                         "pr_force": pr, "lr": float(opt.param_groups[0]["lr"])})
+        if score is not None:  # timed apart: it is the cost of keeping the best epoch
+            t0 = time.perf_counter()
+            scores = from_main(score(model) if world.main else None, world)
+            history[-1].update(scores, score_seconds=round(time.perf_counter() - t0, 2))
+        if cfg.keep != "last" and kept_epoch(history, cfg.keep) == epoch + 1:
+            best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         rngs = gather(rng_state(), world)  # every process's, for an exact resume
         if world.main:
-            print(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {shown:.4f} val_loss {val:.4f} "
-                  f"({seconds:.0f}s)", flush=True)
+            scored = "".join(f" {k} {history[-1][k]:.2f}" for k in ("val_bleu", "val_chrf")
+                             if k in history[-1])
+            print(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {shown:.4f} val_loss {val:.4f}"
+                  f"{scored} ({seconds:.0f}s)", flush=True)
             if log is not None:
                 log(history[-1])
             save_checkpoint(checkpoint, {
@@ -428,16 +447,49 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
                 "optimizer": opt.state_dict(), **rngs[0],
                 **({"rank_rng": rngs} if world.size > 1 else {}),
                 "history": history, "seconds": seconds,
+                **({"best": best} if best is not None else {}),
             })
         if stop_after is not None and epoch + 1 - start >= stop_after:
             break
-    out = {"history": history, "seconds": seconds, "epochs": len(history)}
+    kept = kept_epoch(history, cfg.keep)
+    early = stops_early(history, cfg) and len(history) < cfg.epochs
+    if early and world.main:
+        print(f"train: stopped after epoch {len(history)}: {cfg.keep} has not improved for "
+              f"{cfg.patience} epochs", flush=True)
+    if best is not None and kept != len(history):
+        model.load_state_dict(best)
+        if world.main:
+            print(f"train: keeping epoch {kept} (best {cfg.keep}), not {len(history)}",
+                  flush=True)
+    out = {"history": history, "seconds": seconds, "epochs": len(history),
+           "keep": cfg.keep, "kept_epoch": kept, "stopped_early": early}
+    if score is not None:
+        out["score_seconds"] = round(sum(h.get("score_seconds", 0) for h in history), 2)
     if world.size > 1:
         out["processes"] = world.size
     if steps is not None:
         out["cuda_graphs"] = steps.stats()
         print(f"train: CUDA graphs: {out['cuda_graphs']}", flush=True)
     return out
+
+
+LOWER_IS_BETTER = {"val_loss"}
+
+
+def kept_epoch(history: list[dict], keep: str) -> int:
+    """The epoch (1-based) that train.keep picks from the history: the best by that metric,
+    the earliest of equals, or the last."""
+    if keep == "last":
+        return history[-1]["epoch"]
+    sign = -1 if keep in LOWER_IS_BETTER else 1
+    return max(history, key=lambda h: (sign * h[keep], -h["epoch"]))["epoch"]
+
+
+def stops_early(history: list[dict], cfg: TrainConfig) -> bool:
+    """Whether cfg.patience epochs have passed since the best one (never with patience 0)."""
+    if cfg.patience == 0 or cfg.keep == "last" or not history:
+        return False
+    return history[-1]["epoch"] - kept_epoch(history, cfg.keep) >= cfg.patience
 
 
 def batch_share(batch: Batch, cfg: TrainConfig, world: World) -> tuple[Batch, float]:

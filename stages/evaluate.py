@@ -9,13 +9,12 @@ import torch
 
 from pipeline.data import load_splits, pad, whole_validation
 from pipeline.files import read_json, run_main, write_json
-from pipeline.metrics import bleu, bleu_by_length, chrf, lesson_val_loss
+from pipeline.metrics import bleu, bleu_by_length, chrf, lesson_val_loss, translate_text
 from pipeline.modeldir import load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
-from pipeline.search import OutputLimit, greedy, translate_split
+from pipeline.search import OutputLimit, greedy
 from pipeline.train import pick_device, set_threads, validation_loss
-from pipeline.vocab import ids_to_tokens
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
@@ -43,9 +42,9 @@ def main() -> None:
     outputs, seconds = {}, {}
     for name, beam in (("greedy", 1), ("beam", ev.beam_size)):
         t0 = time.perf_counter()
-        ids = translate_split(model, whole, ev.batch_size, limit, device, beam, ev.alpha)
+        outputs[name] = translate_text(model, whole, vocab_en, ev.batch_size, limit, device,
+                                       beam, ev.alpha)
         seconds[name] = time.perf_counter() - t0
-        outputs[name] = [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
     score, signature = bleu(outputs["greedy"], refs)
     chrf_greedy, chrf_signature = chrf(outputs["greedy"], refs)
     trained = read_json(MODELS / variant / "train.json")
@@ -59,7 +58,10 @@ def main() -> None:
         "val_chrf_beam": chrf(outputs["beam"], refs)[0],
         "chrf_signature": chrf_signature,
         "beam": {"size": ev.beam_size, "alpha": ev.alpha},
-        "epochs": trained["epochs"],
+        "epochs": trained["epochs"],  # where training stopped
+        "kept_epoch": trained["kept_epoch"],  # whose weights these are (train.keep)
+        "keep": trained["keep"],
+        "stopped_early": trained["stopped_early"],
         "train_seconds": round(trained["seconds"], 1),
         "decode_sentences_per_second": {k: round(len(valid) / v, 1) for k, v in seconds.items()},
         "bleu_by_source_length": bleu_by_length([len(t) for t in sources], outputs, refs),

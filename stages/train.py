@@ -7,17 +7,23 @@ or torchrun), it is one of them, and only the first one writes."""
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 from dvclive import Live
 
 from pipeline import distributed
+from pipeline.data import whole_validation
 from pipeline.files import read_json, run_main
+from pipeline.metrics import greedy_scores
+from pipeline.model import Seq2Seq
 from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
-from pipeline.params import TokenizeParams, load_params, section, variant_configs
+from pipeline.params import EvaluateParams, TokenizeParams, load_params, section, variant_configs
+from pipeline.search import OutputLimit
 from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare, set_threads
 
 PROCESSED = "data/processed"
 TRUECASE = "data/processed/truecase_en.json"  # stage truecase
+TOKENS = "data/interim/tokens.parquet"  # the whole validation sentences, for the scores
 MODELS = Path("models")
 CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed run
 
@@ -42,12 +48,23 @@ def train_variant(params: dict, variant: str, world: distributed.World,
                   device: torch.device) -> None:
     mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
         params, variant, PROCESSED)
+    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
+    # val_bleu and val_chrf after every epoch, as the evaluate stage scores them (fit calls
+    # this in the first process only and hands the scores to the others)
+    whole, refs, _ = whole_validation(valid, pd.read_parquet(TOKENS).set_index("line"),
+                                      vocab_fr)
+    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+
+    def score(m: Seq2Seq) -> dict[str, float]:
+        return greedy_scores(m, whole, refs, vocab_en, ev.batch_size, limit, device)
     if world.size > 1 and tcfg.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))
     # These change speed, not what is learned: a resume may change them.
     speed = {k: None for k in ("device", "threads", "cuda_graphs", "bucket", "tf32",
                                "processes", "first_gpu", "timeout")}
-    fp = fingerprint(mcfg, {**tcfg.__dict__, **speed}, digest)
+    # the scores' definition decides which epoch is kept: a resume must not change it
+    fp = fingerprint(mcfg, {**tcfg.__dict__, **speed}, digest,
+                     {k: getattr(ev, k) for k in ("max_len_a", "max_len_b", "max_len_cap")})
     checkpoint = CHECKPOINTS / f"{variant}.pt"
     # the first process reads the checkpoint and hands it to the others
     state = distributed.from_main(load_checkpoint(checkpoint, fp) if world.main else None, world)
@@ -56,18 +73,19 @@ def train_variant(params: dict, variant: str, world: distributed.World,
         f"{len(train):,} train / {len(valid):,} valid pairs, device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))
     if not world.main:  # only the first process writes
-        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world)
+        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world, score=score)
         return
     with Live(f"dvclive/{variant}", resume=state is not None, dvcyaml=None, report=None,
               save_dvc_exp=False) as live:
         if state is not None:  # one step per epoch: go on from the epochs already logged
             live.step = state["epoch"]
         def log(values: dict) -> None:
-            for key in ("train_loss", "val_loss", "pr_force", "lr"):
+            for key in ("train_loss", "val_loss", "val_bleu", "val_chrf", "pr_force", "lr"):
                 live.log_metric(key, values[key])
             live.next_step()
 
-        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world)
+        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world,
+                     score=score)
     config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
                           model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
                           max_len(train.tgt + valid.tgt))

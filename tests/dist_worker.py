@@ -26,7 +26,7 @@ from pipeline.data import Split  # noqa: E402
 from pipeline.files import PipelineError, run_main  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
-from pipeline.train import fit, load_checkpoint, set_threads  # noqa: E402
+from pipeline.train import fit, load_checkpoint, set_threads, validation_loss  # noqa: E402
 
 SRC_V, TGT_V, EMB = 40, 30, 16
 
@@ -76,18 +76,25 @@ def main() -> None:
             load_checkpoint(checkpoint, "fp") if world.main else None, world)
         log_file = args.out / f"log.{world.rank}"
 
+        def score(m: torch.nn.Module) -> dict[str, float]:
+            # train.keep's scores: the first process alone makes them (stages/train.py
+            # decodes there); a function of the weights, so a resume scores as the run did
+            if not world.main:
+                raise PipelineError(f"process {world.rank} was asked for the scores")
+            return {"val_bleu": -validation_loss(m, pairs(12, 2), 8, device), "val_chrf": 0.0}
+
         def log(values: dict) -> None:
             with open(log_file, "a") as f:
                 f.write(json.dumps(values) + "\n")
 
         if args.raise_on_rank is not None:  # a failure of one process, not of the others
             fit(model, pairs(args.pairs, 1), pairs(12, 2), cfg, device, checkpoint, "fp",
-                state, log, 1, world)
+                state, log, 1, world, score)
             if world.rank == args.raise_on_rank:
                 raise PipelineError("made-up failure in one process")
 
         fit(model, pairs(args.pairs, 1), pairs(12, 2), cfg, device, checkpoint, "fp", state,
-            log, args.stop_after, world)  # fit logs and checkpoints on rank 0 only
+            log, args.stop_after, world, score)  # fit logs and checkpoints on rank 0 only
         if world.main:
             torch.save(model.state_dict(), args.out / "weights.pt")
     finally:

@@ -52,6 +52,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path, variant: str) ->
     assert files == ["checkpoint.0.pt", "log.0", "pid.0", "pid.1", "weights.pt"]
     logged = [json.loads(line) for line in (tmp_path / "two/log.0").read_text().splitlines()]
     assert [e["epoch"] for e in logged] == [1, 2]
+    assert all(isinstance(e["val_bleu"], float) for e in logged)  # scored once, handed on
     assert out.stdout.count("epoch 2/2") == 1  # progress printed once
 
 

@@ -15,7 +15,15 @@ from pipeline.files import PipelineError
 from pipeline.metrics import bleu
 from pipeline.model import build_model
 from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs
-from pipeline.train import fit, load_checkpoint, one_cycle_lr, pr_force, seq_loss
+from pipeline.train import (
+    fit,
+    kept_epoch,
+    load_checkpoint,
+    one_cycle_lr,
+    pr_force,
+    seq_loss,
+    stops_early,
+)
 from pipeline.vocab import EOS, PAD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +165,7 @@ def toy_split(n: int, seed: int) -> Split:
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     cfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, teacher_forcing=True,
-                      pr_force_start=1.0, pr_force_end=0.0, pr_force_epochs=4)
+                      pr_force_start=1.0, pr_force_end=0.0, pr_force_epochs=4, keep="val_loss")
     train, valid = toy_split(40, 1), toy_split(10, 2)
 
     def run(stop_after: int | None, ckpt: Path, state=None):
@@ -179,10 +187,105 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "b.pt", "other params") is None
 
 
+def test_the_kept_epoch_and_when_patience_runs_out() -> None:
+    history = [{"epoch": e, "val_loss": loss, "val_bleu": b, "val_chrf": c}
+               for e, loss, b, c in [(1, 3.0, 10.0, 30.0), (2, 2.5, 12.0, 29.0),
+                                     (3, 2.6, 12.0, 31.0), (4, 2.7, 11.0, 30.5)]]
+    assert kept_epoch(history, "val_bleu") == 2  # the earliest of the two 12s
+    assert kept_epoch(history, "val_chrf") == 3
+    assert kept_epoch(history, "val_loss") == 2  # the lowest loss
+    assert kept_epoch(history, "last") == 4
+    assert stops_early(history, TrainConfig(keep="val_bleu", patience=2))
+    assert not stops_early(history, TrainConfig(keep="val_bleu", patience=3))
+    assert not stops_early(history, TrainConfig(keep="val_chrf", patience=2))
+    assert not stops_early(history, TrainConfig(keep="val_bleu", patience=0))
+    assert not stops_early(history, TrainConfig(keep="last", patience=1))
+
+
+class ScriptedScores:
+    """A stand-in for the validation scores: the next value of a script at every call, and
+    a copy of the weights it was asked to score."""
+
+    def __init__(self, bleus: list[float], start: int = 0) -> None:
+        self.bleus, self.calls, self.weights = bleus, start, {}
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        self.calls += 1
+        self.weights[self.calls] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"val_bleu": self.bleus[self.calls - 1], "val_chrf": 0.0}
+
+
+def test_fit_keeps_the_best_epoch_stops_with_patience_and_resumes(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    cfg = TrainConfig(epochs=6, batch_size=8, lr=3e-3, keep="val_bleu", patience=2)
+    train, valid = toy_split(40, 1), toy_split(10, 2)
+    bleus = [1.0, 5.0, 3.0, 4.0, 9.0, 9.0]  # best at 2, then 2 epochs without a better one
+
+    def run(ckpt: Path, scores: ScriptedScores, state=None, stop_after=None):
+        torch.manual_seed(0)
+        model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
+        r = fit(model, train, valid, cfg, torch.device("cpu"), ckpt, "fp", state,
+                stop_after=stop_after, score=scores)
+        return model, r
+
+    scores = ScriptedScores(bleus)
+    model, r = run(tmp_path / "a.pt", scores)
+    assert (r["epochs"], r["kept_epoch"], r["stopped_early"]) == (4, 2, True)
+    assert scores.calls == 4 and [h["val_bleu"] for h in r["history"]] == bleus[:4]
+    assert all(h["score_seconds"] >= 0 for h in r["history"])
+    for name, w in model.state_dict().items():  # epoch 2's weights, not epoch 4's
+        assert torch.equal(w, scores.weights[2][name]), name
+    assert any(not torch.equal(w, scores.weights[4][k]) for k, w in scores.weights[2].items())
+
+    # killed after epoch 3: the best weights so far travel in the checkpoint
+    run(tmp_path / "b.pt", ScriptedScores(bleus), stop_after=3)
+    state = load_checkpoint(tmp_path / "b.pt", "fp")
+    assert state["epoch"] == 3 and "best" in state
+    resumed, r2 = run(tmp_path / "b.pt", ScriptedScores(bleus, start=3), state)
+    assert (r2["epochs"], r2["kept_epoch"], r2["stopped_early"]) == (4, 2, True)
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    # killed right after the epoch that decided to stop: resuming trains nothing more
+    run(tmp_path / "c.pt", ScriptedScores(bleus), stop_after=4)
+    again = ScriptedScores(bleus, start=4)
+    resumed, r3 = run(tmp_path / "c.pt", again, load_checkpoint(tmp_path / "c.pt", "fp"))
+    assert again.calls == 4 and r3["epochs"] == 4 and r3["kept_epoch"] == 2
+    for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_without_patience_every_epoch_trains_and_the_best_is_kept(tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=3, batch_size=8, keep="val_chrf")
+    model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
+    chrfs = iter([2.0, 7.0, 1.0])
+    snapshots = []
+
+    def score(m: torch.nn.Module) -> dict[str, float]:
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {"val_bleu": 0.0, "val_chrf": next(chrfs)}
+
+    r = fit(model, toy_split(24, 1), toy_split(8, 2), cfg, torch.device("cpu"),
+            tmp_path / "c.pt", "fp", score=score)
+    assert (r["epochs"], r["kept_epoch"], r["stopped_early"]) == (3, 2, False)
+    for name, w in model.state_dict().items():
+        assert torch.equal(w, snapshots[1][name]), name
+
+
+def test_keeping_by_a_score_needs_the_scores(tmp_path: Path) -> None:
+    model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
+    with pytest.raises(PipelineError, match="train.keep: val_bleu needs the validation scores"):
+        fit(model, toy_split(8, 1), toy_split(4, 2), TrainConfig(epochs=1), torch.device("cpu"),
+            tmp_path / "d.pt", "fp")
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("precision", "fp16", r"train\.precision: 'fp16' is not fp32 or bf16"),
     ("device", "tpu", r"train\.device: 'tpu' is not auto, cpu or cuda"),
     ("label_smoothing", 1.0, r"train\.label_smoothing: 1\.0 is not in \[0, 1\)"),
+    ("keep", "bleu", r"train\.keep: 'bleu' is not one of val_bleu, val_chrf, val_loss, last"),
+    ("patience", -1, r"train\.patience: -1 is negative"),
+    ("epochs", 0, r"train\.epochs: 0 is not at least 1"),
 ])
 def test_bad_train_params_name_the_param(field: str, value: object, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
