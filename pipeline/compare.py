@@ -82,6 +82,10 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
         v = values.get(key)
         return format(v, fmt) if isinstance(v, int | float) else "-"
 
+    def epochs(values: dict) -> str:  # "kept/trained" when the kept epoch is not the last
+        best, ran = values.get("best_epoch"), num(values, "epochs", "d")
+        return f"{best}/{ran}" if isinstance(best, int) and str(best) != ran else ran
+
     body, marked = [], False
     for name, variant, m in rows:
         secs = m.get("train_seconds")
@@ -94,7 +98,7 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
                      num(m, "val_bleu_beam", ".1f"), num(m, "val_chrf", ".1f"),
                      num(m, "val_chrf_beam", ".1f"), num(m, "val_loss", ".3f"),
                      num(m, "val_loss_lesson", ".3f"), f"{lesson:.3f}",
-                     num(m, "epochs", "d"),
+                     epochs(m),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
     widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]
     right = set(range(2, len(COLUMNS)))
@@ -104,7 +108,8 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = ["BLEU, chrF: greedy search, each followed by beam search (sacreBLEU on tokens).",
              "lesson_loss: the lesson's loss definition; lesson's: the lesson notebook's",
-             "figure on Giga-fren."]
+             "figure on Giga-fren. epochs: trained, or kept/trained when train.keep kept",
+             "an earlier epoch."]
     if marked:
         notes.append("* committed metrics: that variant was not trained in this workspace.")
     return "\n".join(lines + [""] + notes)

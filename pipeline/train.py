@@ -462,7 +462,8 @@ def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: to
             print(f"train: keeping epoch {kept} (best {cfg.keep}), not {len(history)}",
                   flush=True)
     out = {"history": history, "seconds": seconds, "epochs": len(history),
-           "keep": cfg.keep, "kept_epoch": kept, "stopped_early": early}
+           "keep": cfg.keep, "best_epoch": kept, "stopped_epoch": len(history),
+           "stopped_early": early}
     if score is not None:
         out["score_seconds"] = round(sum(h.get("score_seconds", 0) for h in history), 2)
     if world.size > 1:

@@ -58,8 +58,9 @@ def main() -> None:
         "val_chrf_beam": chrf(outputs["beam"], refs)[0],
         "chrf_signature": chrf_signature,
         "beam": {"size": ev.beam_size, "alpha": ev.alpha},
-        "epochs": trained["epochs"],  # where training stopped
-        "kept_epoch": trained["kept_epoch"],  # whose weights these are (train.keep)
+        "epochs": trained["epochs"],
+        "best_epoch": trained["best_epoch"],  # whose weights these are (train.keep)
+        "stopped_epoch": trained["stopped_epoch"],  # where training ended
         "keep": trained["keep"],
         "stopped_early": trained["stopped_early"],
         "train_seconds": round(trained["seconds"], 1),

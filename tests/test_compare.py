@@ -55,6 +55,13 @@ def test_an_experiment_shows_only_what_it_changed() -> None:
     assert set(rows["par-bidir"]) == {"metrics/bidir.json"}  # basic's is main's own
 
 
+def test_the_kept_epoch_shows_when_it_is_not_the_last(tmp_path: Path) -> None:
+    (tmp_path / "basic.json").write_text(json.dumps({**METRICS, "best_epoch": 9}))
+    (tmp_path / "bidir.json").write_text(json.dumps({**METRICS, "best_epoch": 12}))
+    lines = format_table(from_folder(tmp_path)).splitlines()
+    assert lines[2].split()[9] == "9/12" and lines[3].split()[9] == "12"
+
+
 def test_rows_from_a_folder(tmp_path: Path) -> None:
     (tmp_path / "bidir.json").write_text(json.dumps({"val_bleu": 12.5}))
     rows = from_folder(tmp_path)

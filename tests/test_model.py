@@ -230,7 +230,7 @@ def test_fit_keeps_the_best_epoch_stops_with_patience_and_resumes(tmp_path: Path
 
     scores = ScriptedScores(bleus)
     model, r = run(tmp_path / "a.pt", scores)
-    assert (r["epochs"], r["kept_epoch"], r["stopped_early"]) == (4, 2, True)
+    assert (r["epochs"], r["best_epoch"], r["stopped_early"]) == (4, 2, True)
     assert scores.calls == 4 and [h["val_bleu"] for h in r["history"]] == bleus[:4]
     assert all(h["score_seconds"] >= 0 for h in r["history"])
     for name, w in model.state_dict().items():  # epoch 2's weights, not epoch 4's
@@ -242,7 +242,7 @@ def test_fit_keeps_the_best_epoch_stops_with_patience_and_resumes(tmp_path: Path
     state = load_checkpoint(tmp_path / "b.pt", "fp")
     assert state["epoch"] == 3 and "best" in state
     resumed, r2 = run(tmp_path / "b.pt", ScriptedScores(bleus, start=3), state)
-    assert (r2["epochs"], r2["kept_epoch"], r2["stopped_early"]) == (4, 2, True)
+    assert (r2["epochs"], r2["best_epoch"], r2["stopped_early"]) == (4, 2, True)
     for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -250,7 +250,7 @@ def test_fit_keeps_the_best_epoch_stops_with_patience_and_resumes(tmp_path: Path
     run(tmp_path / "c.pt", ScriptedScores(bleus), stop_after=4)
     again = ScriptedScores(bleus, start=4)
     resumed, r3 = run(tmp_path / "c.pt", again, load_checkpoint(tmp_path / "c.pt", "fp"))
-    assert again.calls == 4 and r3["epochs"] == 4 and r3["kept_epoch"] == 2
+    assert again.calls == 4 and r3["epochs"] == 4 and r3["best_epoch"] == 2
     for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -267,7 +267,7 @@ def test_without_patience_every_epoch_trains_and_the_best_is_kept(tmp_path: Path
 
     r = fit(model, toy_split(24, 1), toy_split(8, 2), cfg, torch.device("cpu"),
             tmp_path / "c.pt", "fp", score=score)
-    assert (r["epochs"], r["kept_epoch"], r["stopped_early"]) == (3, 2, False)
+    assert (r["epochs"], r["best_epoch"], r["stopped_early"]) == (3, 2, False)
     for name, w in model.state_dict().items():
         assert torch.equal(w, snapshots[1][name]), name
 

@@ -119,8 +119,9 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     assert first["chrf_signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0")
     # the scores train.keep read after the kept epoch are the evaluate stage's, exactly
     trained = json.loads((workspace / "models/basic/train.json").read_text())
-    assert (first["kept_epoch"], first["keep"], first["stopped_early"]) == (1, "val_bleu", False)
-    kept = trained["history"][first["kept_epoch"] - 1]
+    assert (first["best_epoch"], first["stopped_epoch"], first["keep"], first["stopped_early"]) == (
+        1, 1, "val_bleu", False)
+    kept = trained["history"][first["best_epoch"] - 1]
     assert (kept["val_bleu"], kept["val_chrf"]) == (first["val_bleu"], first["val_chrf"])
     assert (workspace / "dvclive/basic/plots/metrics/val_bleu.tsv").exists()
     by_length = first["bleu_by_source_length"]
