@@ -2,7 +2,7 @@
 # The main job: install, then rebuild the whole pipeline with DVC.
 #   bash run.sh                       # dvc repro with params.yaml (downloads Giga-fren, 2.3 GB)
 #   bash run.sh -S data.url=PATH ...  # dvc exp run with params set, e.g. the offline tarball
-#   bash run.sh --quick               # all five variants for one epoch (~4 min on 2 cores),
+#   bash run.sh --quick               # all six variants for one epoch (~4 min on 2 cores),
 #                                     # then the comparison table: from the local Tatoeba
 #                                     # tarball ($FREN_NMT_TARBALL, default ../shared/...),
 #                                     # or else from the Tatoeba pairs' zip (a few MB download)
@@ -24,7 +24,7 @@ if [ "${1:-}" = "--quick" ]; then
   set -- -S "data.url=$url" -S embeddings.train.epochs=5 -S train.batch_size=32 \
     -S variants.basic.train.epochs=1 -S variants.bidir.train.epochs=1 \
     -S variants.teacher_forcing.train.epochs=1 -S variants.attention.train.epochs=1 \
-    -S variants.all.train.epochs=1 "$@"
+    -S variants.all.train.epochs=1 -S variants.transformer.train.epochs=1 "$@"
   start=$(date +%s)
   dvc exp run "$@"
   echo "quick run: $(( $(date +%s) - start ))s; params.yaml now holds its settings" \

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.data import Split  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
-    VARIANTS,
+    LESSON_VARIANTS,
     EvaluateParams,
     TrainConfig,
     load_params,
@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="share of the training pairs in the timed epoch (default 1)")
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=list(LESSON_VARIANTS))
     ap.add_argument("--data", default=str(ROOT / "data/processed"))
     args = ap.parse_args()
     params = load_params(ROOT / "params.yaml")

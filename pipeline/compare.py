@@ -19,7 +19,7 @@ from pipeline.params import VARIANTS
 # The lesson's validation losses on Giga-fren (notebook, and the course notes); DESIGN.md.
 LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
           "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
-          "all": (3.3242, None)}
+          "all": (3.3242, None), "transformer": (None, None)}
 COLUMNS = ("experiment", "variant", "BLEU", "beam", "chrF", "beam", "val_loss",
            "lesson_loss", "lesson's", "epochs", "train")
 
@@ -97,7 +97,8 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
         body.append((name[:18] + star, variant, num(m, "val_bleu", ".1f"),
                      num(m, "val_bleu_beam", ".1f"), num(m, "val_chrf", ".1f"),
                      num(m, "val_chrf_beam", ".1f"), num(m, "val_loss", ".3f"),
-                     num(m, "val_loss_lesson", ".3f"), f"{lesson:.3f}",
+                     num(m, "val_loss_lesson", ".3f"),
+                     "-" if lesson is None else f"{lesson:.3f}",
                      epochs(m),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
     widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]

@@ -6,14 +6,14 @@ import sacrebleu
 import torch
 
 from pipeline.data import Split
-from pipeline.model import Seq2Seq
+from pipeline.decoder import Model
 from pipeline.search import OutputLimit, translate_split
 from pipeline.train import seq_loss
 from pipeline.vocab import ids_to_tokens
 
 
 @torch.no_grad()
-def lesson_val_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch.device) -> float:
+def lesson_val_loss(model: Model, valid: Split, batch_size: int, device: torch.device) -> float:
     """The lesson's validation loss: free-running decoding for the target's length, and
     cross-entropy over every target position, padding included, averaged over batches."""
     model.eval()
@@ -42,7 +42,7 @@ def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
     return float(score.score), str(metric.get_signature())
 
 
-def translate_text(model: Seq2Seq, whole: Split, vocab_en: list[str], batch_size: int,
+def translate_text(model: Model, whole: Split, vocab_en: list[str], batch_size: int,
                    limit: OutputLimit, device: torch.device, beam_size: int = 1,
                    alpha: float = 0.0) -> list[str]:
     """Every source of the split translated (greedy, or beam search), as space-joined tokens."""
@@ -50,7 +50,7 @@ def translate_text(model: Seq2Seq, whole: Split, vocab_en: list[str], batch_size
     return [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
 
 
-def greedy_scores(model: Seq2Seq, whole: Split, refs: list[str], vocab_en: list[str],
+def greedy_scores(model: Model, whole: Split, refs: list[str], vocab_en: list[str],
                   batch_size: int, limit: OutputLimit, device: torch.device
                   ) -> dict[str, float]:
     """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole

@@ -34,15 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.decoder import project, sequence_loss
 from pipeline.files import PipelineError
 from pipeline.params import ModelConfig
+from pipeline.transformer import Transformer
 from pipeline.vocab import BOS, PAD
 
 # The encoder calls its GRU's weights one layer and direction at a time: on CUDA, cuDNN copies
 # them into its own layout on every call (cheap at this size) and warns each time.
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
-
-LOSS_ROWS = 256  # target tokens per output projection in Seq2Seq.loss (fastest on a CPU)
 
 # Per-step teacher forcing: a list of bools decided on the host (the eager path, which can skip
 # projecting forced steps), or a (T,) bool tensor on the device (a captured step: one graph
@@ -59,14 +59,10 @@ class State(NamedTuple):
     enc_proj: torch.Tensor | None = None    # (B, S, A) their attention projection
     src_mask: torch.Tensor | None = None    # (B, S) True on real source tokens (or None)
 
-
-def select_state(state: State | list, index: torch.Tensor) -> State | list:
-    """The state of the batch rows `index`, in that order (beam search tiles and reorders);
-    an ensemble's state (pipeline/search.py's Ensemble) is a list of its models' states."""
-    if isinstance(state, list):
-        return [select_state(s, index) for s in state]
-    return State(state.hidden.index_select(1, index),
-                 *(None if t is None else t.index_select(0, index) for t in state[1:]))
+    def select(self, index: torch.Tensor) -> State:
+        """The state of the batch rows `index`, in that order (pipeline/decoder.py)."""
+        return State(self.hidden.index_select(1, index),
+                     *(None if t is None else t.index_select(0, index) for t in self[1:]))
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -109,6 +105,11 @@ class Seq2Seq(nn.Module):
             self.tgt_emb.weight.normal_(0, cfg.emb_std)
             self.src_emb.weight[PAD] = 0
             self.tgt_emb.weight[PAD] = 0
+
+    @property
+    def attends(self) -> bool:
+        """Whether `step` returns attention weights over the source."""
+        return self.cfg.attention
 
     # --- encoder ------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor, src_len: torch.Tensor
@@ -261,68 +262,35 @@ class Seq2Seq(nn.Module):
         if force is None:
             force = [False] * tgt.size(1)
         feats, step_logits, attn = self.features(self.start(src, src_len), tgt, force)
-        logits = self._logits(feats, step_logits)
+        logits = project(self.out, feats, step_logits)
         return (logits, attn) if return_attention else logits
-
-    def _logits(self, feats: torch.Tensor, step_logits: list[torch.Tensor | None]
-                ) -> torch.Tensor:
-        """(B, T, V): one projection of the steps not projected yet, each step in its place."""
-        if all(lg is None for lg in step_logits):
-            return self.out(feats)
-        rest = iter(self.out(feats).unbind(1) if feats.size(1) else ())
-        return torch.stack([lg if lg is not None else next(rest) for lg in step_logits], 1)
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
              pad_in_loss: bool = False, label_smoothing: float = 0.0,
              one_call: bool | None = None, per: float | None = None) -> torch.Tensor:
-        """Mean cross-entropy per target token (pad_in_loss: the lesson's, padding counted).
-        `per`: divide the summed loss by this instead of the batch's own count of tokens (a
-        process's share of a global batch, pipeline/distributed.py).
-
-        On a CPU it is computed a few steps at a time, so the (B, T, V) logits never exist at
-        once: the softmax and its gradient stay in cache, about twice as fast (BENCHMARKS.md).
-        On a GPU (`one_call`, default: tgt on CUDA), where each slice and each free-running
-        step's own cross-entropy cost kernels rather than cache, the steps not projected yet go
-        in one projection and every step in one cross-entropy.
-        """
+        """Mean cross-entropy per target token of teacher forcing by `force`
+        (pipeline/decoder.py's sequence_loss says how, and what the options do)."""
         feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
-        ignore = -100 if pad_in_loss else PAD
-        if tgt.is_cuda if one_call is None else one_call:
-            logits = self._logits(feats, step_logits)
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.reshape(-1),
-                                   ignore_index=ignore, label_smoothing=label_smoothing,
-                                   reduction="mean" if per is None else "sum")
-            return loss if per is None else loss / per
-        count = per if per is not None else tgt.numel() if pad_in_loss else (tgt != PAD).sum()
-        steps = tgt.size(1)
-        rows = max(1, LOSS_ROWS // tgt.size(0))  # steps per projection
-        total = feats.new_zeros((), dtype=torch.float32)
-        t = u = 0  # u: t's place among the steps in feats (those not projected yet)
-        while t < steps:
-            if step_logits[t] is not None:
-                lg, end = step_logits[t], t + 1
-            else:
-                end = t + 1
-                while end < min(steps, t + rows) and step_logits[end] is None:
-                    end += 1
-                lg = self.out(feats[:, u:u + end - t]).flatten(0, 1)
-                u += end - t
-            total = total + F.cross_entropy(lg.float(), tgt[:, t:end].reshape(-1),
-                                            ignore_index=ignore, reduction="sum",
-                                            label_smoothing=label_smoothing)
-            t = end
-        return total / count
+        return sequence_loss(self.out, feats, step_logits, tgt, pad_in_loss, label_smoothing,
+                             one_call, per)
+
+
+def make_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int
+               ) -> Seq2Seq | Transformer:
+    """The kind of model `model.kind` names, freshly initialized."""
+    kind = Transformer if cfg.kind == "transformer" else Seq2Seq
+    return kind(cfg, src_vocab, tgt_vocab, emb_dim)
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,
                 src_vectors: torch.Tensor | None = None, tgt_vectors: torch.Tensor | None = None,
-                ) -> Seq2Seq:
+                ) -> Seq2Seq | Transformer:
     """The model, with embedding rows taken from pretrained vectors where they have one.
 
     Vectors are scaled so that their spread matches the random init's (model.emb_std), as the
     lesson did with its x3 on fastText vectors; rows of zeros (no vector) keep the random init.
     """
-    model = Seq2Seq(cfg, src_vocab, tgt_vocab, emb_dim)
+    model = make_model(cfg, src_vocab, tgt_vocab, emb_dim)
     for emb, vectors in ((model.src_emb, src_vectors), (model.tgt_emb, tgt_vectors)):
         if vectors is None:
             continue

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.decoder import Model
 from pipeline.files import PipelineError, read_json
-from pipeline.model import Seq2Seq
+from pipeline.model import make_model
 from pipeline.params import ModelConfig, TokenizeParams, from_dict
 
 FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly
@@ -27,7 +28,7 @@ FORMAT = 2  # bump when the directory layout or the model's parameters change in
 TRUECASE_FILE = "truecase_en.json"  # the truecaser (pipeline/truecase.py), from data/processed
 
 
-def save_model_dir(path: str | Path, model: Seq2Seq, config: dict, vocab_fr: list[str],
+def save_model_dir(path: str | Path, model: Model, config: dict, vocab_fr: list[str],
                    vocab_en: list[str], extra: dict | None = None) -> None:
     """Write the directory under a temporary name, then swap it into place."""
     path = Path(path)
@@ -71,7 +72,7 @@ def load_state(path: Path) -> dict:
 
 
 def load_model_dir(path: str | Path, device: torch.device
-                   ) -> tuple[Seq2Seq, dict, list[str], list[str]]:
+                   ) -> tuple[Model, dict, list[str], list[str]]:
     """The model (in eval mode, on `device`), config.json, and the fr and en vocabularies;
     a one-line error for a directory that is not complete and sound."""
     path = Path(path)
@@ -86,7 +87,7 @@ def load_model_dir(path: str | Path, device: torch.device
     vocab_fr = read_json(path / "vocab_fr.json")
     vocab_en = read_json(path / "vocab_en.json")
     cfg = from_dict(ModelConfig, config["model"], f"{path}: model")
-    model = Seq2Seq(cfg, len(vocab_fr), len(vocab_en), config["emb_dim"])
+    model = make_model(cfg, len(vocab_fr), len(vocab_en), config["emb_dim"])
     state = load_state(path / "model.pt")
     try:
         model.load_state_dict(state)

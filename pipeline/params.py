@@ -17,7 +17,9 @@ import yaml
 
 from pipeline.files import PipelineError, atomic_path
 
-VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")
+LESSON_VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")  # the GRU family
+VARIANTS = (*LESSON_VARIANTS, "transformer")
+MODEL_KINDS = ("gru", "transformer")
 KEEP = ("val_bleu", "val_chrf", "val_loss", "last")  # what train.keep may name
 
 
@@ -86,6 +88,7 @@ class EmbeddingsParams:
 class ModelConfig:
     """Everything `build_model` needs besides the vocabulary sizes and embeddings."""
 
+    kind: str = "gru"
     emb_dropout: float = 0.15
     enc_hidden: int = 256
     enc_layers: int = 2
@@ -100,6 +103,14 @@ class ModelConfig:
     att_output: bool = True
     mask_padding: bool = True
     emb_std: float = 0.1
+    heads: int = 4
+    ff_size: int = 1024
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise PipelineError(f"model.kind: {self.kind!r} is not one of "
+                                f"{', '.join(MODEL_KINDS)}")
 
 
 @dataclass
@@ -175,7 +186,8 @@ RANGES: dict[type, dict[str, tuple]] = {
     EmbeddingsParams: {"dim": _POSITIVE},
     ModelConfig: {"emb_dropout": _DROPOUT, "enc_dropout": _DROPOUT, "dec_dropout": _DROPOUT,
                   "out_dropout": _DROPOUT, "enc_hidden": _POSITIVE, "enc_layers": _POSITIVE,
-                  "dec_layers": _POSITIVE, "att_hidden": _POSITIVE, "emb_std": _POSITIVE},
+                  "dec_layers": _POSITIVE, "att_hidden": _POSITIVE, "emb_std": _POSITIVE,
+                  "heads": _POSITIVE, "ff_size": _POSITIVE, "dropout": _DROPOUT},
     TrainConfig: {"epochs": _POSITIVE, "lr": _POSITIVE, "batch_size": _POSITIVE,
                   "clr_div": (lambda v: v >= 1, ">= 1"), "clr_pct": (lambda v: v >= 1, ">= 1"),
                   "clip": _AT_LEAST_0, "weight_decay": _AT_LEAST_0,
@@ -273,10 +285,14 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
                                 f"changes nothing; set those (-S variants.NAME.{part}.{k}=...)")
     model = {**(params.get("model") or {}), **(over.get("model") or {})}
     train = {**(params.get("train") or {}), **(over.get("train") or {})}
-    return (
-        from_dict(ModelConfig, model, f"variants.{variant}.model"),
-        from_dict(TrainConfig, train, f"variants.{variant}.train"),
-    )
+    mcfg = from_dict(ModelConfig, model, f"variants.{variant}.model")
+    tcfg = from_dict(TrainConfig, train, f"variants.{variant}.train")
+    if mcfg.kind == "transformer" and not (tcfg.teacher_forcing and tcfg.pr_force_start == 1
+                                           and tcfg.pr_force_end == 1):
+        raise PipelineError(f"variants.{variant}.train: a transformer trains on the whole "
+                            "target at once, teacher-forced: set teacher_forcing: true and "
+                            "pr_force_start and pr_force_end to 1.0")
+    return mcfg, tcfg
 
 
 def deep_merge(base: dict, over: dict) -> dict:
@@ -301,6 +317,7 @@ def _merge_main(argv: list[str]) -> None:
         raise SystemExit("usage: python -m pipeline.params merge PARAMS OVERRIDES|- [k.k=v ...]")
     load_params(argv[1])  # a clear error for a missing or broken file
     rt = YAML()  # round trip
+    rt.width = 4096  # never fold a line: each keeps its comment on it
     rt.preserve_quotes = True
     rt.representer.add_representer(  # null as params.yaml writes it, not as an empty value
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))

@@ -1,9 +1,9 @@
 """Search: greedy and beam search, driving the model's decoder step from outside.
 
-Both take any model with `start(src, src_len) -> State`, `step(prev, state) -> (features,
-State, attention)` and `out(features) -> logits` (pipeline/model.py), so they work the same for
-every variant, and tests can drive them with a model whose scores they construct, or an
-`Ensemble` of models. Hypotheses are lists of target ids, without _eos_.
+Both take any `Decoder` (pipeline/decoder.py): `start(src, src_len) -> state`, `step(prev,
+state) -> (features, state, attention)` and `out(features) -> logits`, so they work the same
+for the GRU variants and the Transformer, and tests can drive them with a model whose scores
+they construct, or an `Ensemble` of models. Hypotheses are lists of target ids, without _eos_.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data import Batch, Split
-from pipeline.model import State, select_state
+from pipeline.decoder import Decoder, DecoderState, select_state
 from pipeline.vocab import BOS, EOS
 
 
@@ -26,7 +26,7 @@ class Ensemble(torch.nn.Module):
     share their vocabularies (pipeline/translate.py checks); the attention weights shown are
     the first model's."""
 
-    def __init__(self, models: list[torch.nn.Module]) -> None:
+    def __init__(self, models: list[Decoder]) -> None:
         super().__init__()
         self.models = torch.nn.ModuleList(models)
         self.out = torch.nn.Identity()
@@ -69,7 +69,7 @@ def _limits(max_len: int | Sequence[int], b: int) -> list[int]:
 
 
 @torch.no_grad()
-def greedy(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor,
+def greedy(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
            max_len: int | Sequence[int]) -> tuple[list[list[int]], torch.Tensor | None]:
     """The argmax at every step until every row has ended: by _eos_ or at its own limit
     (`max_len`: one for all rows, or one per row).
@@ -114,7 +114,7 @@ class Hypothesis:
 
 
 @torch.no_grad()
-def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor,
+def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
                 max_len: int | Sequence[int], beam_size: int, alpha: float = 0.0,
                 n_best: int = 1) -> list[list[Hypothesis]]:
     """Batched beam search; the `n_best` best hypotheses of each row, best first.
@@ -134,7 +134,7 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
     model.eval()
     b, k, dev = src.size(0), beam_size, src.device
     rows = torch.arange(b, device=dev).repeat_interleave(k)
-    state: State = select_state(model.start(src, src_len), rows)  # (B*K, ...)
+    state: DecoderState = select_state(model.start(src, src_len), rows)  # (B*K, ...)
     # Only each row's first hypothesis is live at first, so the K first ones differ.
     scores = torch.full((b, k), float("-inf"), device=dev)
     scores[:, 0] = 0.0
@@ -193,7 +193,7 @@ def beam_search(model: torch.nn.Module, src: torch.Tensor, src_len: torch.Tensor
     return finished
 
 
-def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int,
+def translate_batches(model: Decoder, batches: Iterator[Batch], n: int,
                       limit: OutputLimit, device: torch.device, beam_size: int = 1,
                       alpha: float = 0.0) -> list[list[int]]:
     """The best hypothesis of every row (by each batch's `index`), greedy for beam_size 1."""
@@ -211,7 +211,7 @@ def translate_batches(model: torch.nn.Module, batches: Iterator[Batch], n: int,
     return hyps
 
 
-def translate_split(model: torch.nn.Module, split: Split, batch_size: int,
+def translate_split(model: Decoder, split: Split, batch_size: int,
                     limit: OutputLimit, device: torch.device, beam_size: int = 1,
                     alpha: float = 0.0) -> list[list[int]]:
     """The best hypothesis for every row of the split, in the split's order."""

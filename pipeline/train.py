@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.data import Batch, Split
+from pipeline.decoder import Model
 from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
 from pipeline.files import PipelineError, atomic_path
-from pipeline.model import Force, Seq2Seq
+from pipeline.model import Force
 from pipeline.params import TrainConfig
 from pipeline.vocab import PAD
 
@@ -121,7 +122,7 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
             g["lr"] = lr
 
 
-def loss_backward(model: Seq2Seq, batch: Batch, cfg: TrainConfig, device: torch.device,
+def loss_backward(model: Model, batch: Batch, cfg: TrainConfig, device: torch.device,
                   force: Force, cache: bool = True, one_call: bool | None = None,
                   loss_of: Callable[..., torch.Tensor] | None = None, per: float | None = None
                   ) -> torch.Tensor:
@@ -137,7 +138,7 @@ def loss_backward(model: Seq2Seq, batch: Batch, cfg: TrainConfig, device: torch.
     return loss.detach()
 
 
-def train_step(model: Seq2Seq, batch: Batch, opt: torch.optim.Optimizer, cfg: TrainConfig,
+def train_step(model: Model, batch: Batch, opt: torch.optim.Optimizer, cfg: TrainConfig,
                device: torch.device, force: Force,
                loss_of: Callable[..., torch.Tensor] | None = None, per: float | None = None
                ) -> torch.Tensor:
@@ -186,7 +187,7 @@ class CapturedSteps:
     graphs were captured, how many shapes fell back and what the graphs reserved.
     """
 
-    def __init__(self, model: Seq2Seq, opt: torch.optim.Optimizer, cfg: TrainConfig,
+    def __init__(self, model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
                  device: torch.device, warmup: int = 3, max_graphs: int = 32) -> None:
         self.model, self.opt, self.cfg, self.device = model, opt, cfg, device
         self.warmup, self.max_graphs = warmup, max_graphs
@@ -263,15 +264,15 @@ class CapturedSteps:
         return loss
 
 
-def uses_graphs(model: Seq2Seq, cfg: TrainConfig, device: torch.device) -> bool:
+def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device) -> bool:
     """Graphs need padding that changes nothing: not with the lesson's padding in the loss, nor
     with an encoder that runs through the padding."""
     return (device.type == "cuda" and cfg.cuda_graphs and not cfg.pad_in_loss
-            and model.cfg.mask_padding)
+            and (model.cfg.mask_padding or model.cfg.kind == "transformer"))
 
 
 @torch.no_grad()
-def validation_loss(model: Seq2Seq, valid: Split, batch_size: int, device: torch.device,
+def validation_loss(model: Model, valid: Split, batch_size: int, device: torch.device,
                     precision: str = "fp32", world: World = ONE) -> float:
     """Teacher-forced cross-entropy per target token, padding ignored (one host read). With
     several processes each computes every N-th batch and the sums are added."""
@@ -322,7 +323,7 @@ class _LossOf(torch.nn.Module):
     """Seq2Seq.loss as a module's forward: DistributedDataParallel averages the gradients of
     what its forward computes."""
 
-    def __init__(self, model: Seq2Seq) -> None:
+    def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
 
@@ -330,10 +331,10 @@ class _LossOf(torch.nn.Module):
         return self.model.loss(*args)
 
 
-def fit(model: Seq2Seq, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
+def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
         checkpoint: Path, fp: str, state: dict | None = None,
         log: Callable[[dict], None] | None = None, stop_after: int | None = None,
-        world: World = ONE, score: Callable[[Seq2Seq], dict[str, float]] | None = None
+        world: World = ONE, score: Callable[[Model], dict[str, float]] | None = None
         ) -> dict:
     """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given, and leave
     the model with the weights of the epoch that cfg.keep picks.

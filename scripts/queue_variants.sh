@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Train and evaluate the five variants side by side, as DVC queued experiments (one per
+# Train and evaluate the six variants side by side, as DVC queued experiments (one per
 # variant), then print the comparison. Made for one GPU, where one variant leaves most of it
 # idle; on a 2-core CPU they only share the cores.
-#   bash scripts/queue_variants.sh [-S key=value ...]      # JOBS=5 by default
-#   GPUS_PER_VARIANT=2 bash scripts/queue_variants.sh       # 10 GPUs: variant i trains on
+#   bash scripts/queue_variants.sh [-S key=value ...]      # JOBS=6 by default
+#   GPUS_PER_VARIANT=2 bash scripts/queue_variants.sh       # 12 GPUs: variant i trains on
 #                                                           # GPUs 2i and 2i+1, 2 processes
 # Queued experiments see only what git tracks: commit params.yaml (data.url included) first.
 # The data stages run here once; their results reach the queued runs through dvc.lock and
@@ -11,7 +11,7 @@
 # side, `dvc exp apply NAME` brings one into the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-jobs="${JOBS:-5}"
+jobs="${JOBS:-6}"
 git diff --quiet HEAD -- params.yaml dvc.yaml ||
   { echo "error: params.yaml or dvc.yaml has uncommitted changes; queued runs would not see them" >&2; exit 1; }
 dvc repro embeddings
@@ -21,7 +21,7 @@ fi
 tag="q$(date +%H%M%S)"
 gpus="${GPUS_PER_VARIANT:-0}"  # 0: every experiment one process on the first GPU
 i=0
-for v in basic bidir teacher_forcing attention all; do
+for v in basic bidir teacher_forcing attention all transformer; do
   # queue workers all see the same GPUs: each experiment is told which of them are its own
   spread=()
   if [ "$gpus" -gt 0 ]; then
@@ -36,7 +36,7 @@ while status="$(dvc queue status 2>&1)"; echo "$status" | grep -qE "Queued|Runni
   sleep 10
 done
 echo "$status"
-echo "queue_variants: $(( $(date +%s) - start ))s for the five variants with $jobs workers"
+echo "queue_variants: $(( $(date +%s) - start ))s for the six variants with $jobs workers"
 fren-nmt compare
 if echo "$status" | grep -q "Failed"; then
   echo "error: some experiments failed; see dvc queue logs NAME" >&2

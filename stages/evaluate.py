@@ -81,7 +81,7 @@ def main() -> None:
     heatmaps.mkdir(exist_ok=True)
     for old in heatmaps.glob("*.png"):
         old.unlink()
-    if model.cfg.attention:
+    if model.attends:
         for k in range(min(ev.heatmaps, len(valid))):
             src, src_len = pad([whole.src[k]])
             hyps, attn = greedy(model, src.to(device), src_len.to(device),

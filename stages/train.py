@@ -13,9 +13,9 @@ from dvclive import Live
 
 from pipeline import distributed
 from pipeline.data import whole_validation
+from pipeline.decoder import Model
 from pipeline.files import read_json, run_main
 from pipeline.metrics import greedy_scores
-from pipeline.model import Seq2Seq
 from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
 from pipeline.params import EvaluateParams, TokenizeParams, load_params, section, variant_configs
 from pipeline.search import OutputLimit
@@ -55,7 +55,7 @@ def train_variant(params: dict, variant: str, world: distributed.World,
                                       vocab_fr)
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
 
-    def score(m: Seq2Seq) -> dict[str, float]:
+    def score(m: Model) -> dict[str, float]:
         return greedy_scores(m, whole, refs, vocab_en, ev.batch_size, limit, device)
     if world.size > 1 and tcfg.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))

@@ -20,7 +20,7 @@ from gpu_check import OpCounter, count_ops  # noqa: E402  the dispatch spy, shar
 from pipeline.data import Split
 from pipeline.files import PipelineError
 from pipeline.model import build_model
-from pipeline.params import VARIANTS, TrainConfig, load_params
+from pipeline.params import LESSON_VARIANTS, VARIANTS, TrainConfig, load_params
 from pipeline.train import (
     fit,
     loss_backward,
@@ -153,7 +153,7 @@ def test_counted_as_cuda_a_gru_call_and_a_dropout_are_one_op_each() -> None:
     assert plain.count > 2  # the CPU's way: draw, scale, multiply
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", LESSON_VARIANTS)  # the reference is the lesson's GRU loop
 def test_the_captured_step_dispatches_no_more_ops_than_the_reference(variant: str) -> None:
     """The issue's measure of a step's kernels on a GPU (benchmarks/gpu_check.py prints the
     table): the project's step, as a graph captures it, against the lesson-style reference,

@@ -54,7 +54,7 @@ def test_shapes_of_every_variant(variant: str, b: int, s: int, t: int) -> None:
         assert model(src, lens, tgt, force=force).shape == (b, t, TGT_V)
     logits, att = model(src, lens, max_len=4, return_attention=True)
     assert logits.shape == (b, 4, TGT_V)
-    if model.cfg.attention:
+    if model.attends:
         assert att.shape == (b, 4, s)
         assert torch.allclose(att.sum(-1), torch.ones(b, 4))
     else:

@@ -144,7 +144,7 @@ def test_output_does_not_depend_on_the_batch(variant: str, beam: int) -> None:
     for size in (3, 11):
         assert translate_split(model, split, size, limit, cpu, beam, 0.6) == alone
     # and greedy's attention rows are a distribution over the real source words only
-    if model.cfg.attention:
+    if model.attends:
         src, lens, _ = batch(3, 6, 1)
         hyps, attn = greedy(model, src, lens, 5)
         assert torch.allclose(attn.sum(-1), torch.ones(attn.shape[:2]))
