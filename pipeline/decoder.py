@@ -52,6 +52,7 @@ class Model(Decoder, Protocol):
 
     cfg: ModelConfig
     attends: bool  # whether `step` returns attention weights over the source
+    masks_padding: bool  # whether the bucket padding changes nothing the loss sees
 
     def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: object,
              pad_in_loss: bool = False, label_smoothing: float = 0.0,

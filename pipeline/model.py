@@ -111,6 +111,12 @@ class Seq2Seq(nn.Module):
         """Whether `step` returns attention weights over the source."""
         return self.cfg.attention
 
+    @property
+    def masks_padding(self) -> bool:
+        """Whether the bucket padding changes nothing the loss sees (the lesson runs the
+        encoder through it)."""
+        return self.cfg.mask_padding
+
     # --- encoder ------------------------------------------------------------------------------
     def encode(self, src: torch.Tensor, src_len: torch.Tensor
                ) -> tuple[torch.Tensor | None, torch.Tensor]:

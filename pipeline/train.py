@@ -268,7 +268,7 @@ def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device) -> bool:
     """Graphs need padding that changes nothing: not with the lesson's padding in the loss, nor
     with an encoder that runs through the padding."""
     return (device.type == "cuda" and cfg.cuda_graphs and not cfg.pad_in_loss
-            and (model.cfg.mask_padding or model.cfg.kind == "transformer"))
+            and model.masks_padding)
 
 
 @torch.no_grad()

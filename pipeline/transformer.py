@@ -121,18 +121,26 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(dim, cfg.ff_size, cfg.dropout)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None,
                 self_mask: torch.Tensor | None, cross_k: torch.Tensor, cross_v: torch.Tensor,
-                src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, T, D) whose own keys and values, with any cached before them, are k, v."""
-        x = x + self.drop(self.self_att(self.norm1(x), k, v, self_mask)[0])
+                src_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, T, D) attends over the keys and values of `past` (cached steps, or None)
+        followed by its own; returns x, the cross-attention weights, and the keys and values
+        of every position so far (the new cache)."""
+        h = self.norm1(x)  # once: it feeds both the queries and this layer's keys and values
+        k, v = self.self_att.keys_values(h)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        x = x + self.drop(self.self_att(h, k, v, self_mask)[0])
         ctx, weights = self.cross_att(self.norm2(x), cross_k, cross_v, src_mask)
         x = x + self.drop(ctx)
-        return x + self.drop(self.ff(self.norm3(x))), weights
+        return x + self.drop(self.ff(self.norm3(x))), weights, k, v
 
 
 class Transformer(nn.Module):
     attends = True  # `step` returns the last layer's attention weights over the source
+    masks_padding = True  # attention masks the source padding, the loss the target's
 
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int) -> None:
         super().__init__()
@@ -183,11 +191,10 @@ class Transformer(nn.Module):
         src_mask = state.src_mask[:, None, None, :]
         ks, vs = [], []
         for i, layer in enumerate(self.dec_layers):
-            k, v = layer.self_att.keys_values(layer.norm1(x))
-            k, v = torch.cat([state.self_k[i], k], 2), torch.cat([state.self_v[i], v], 2)
+            x, weights, k, v = layer(x, (state.self_k[i], state.self_v[i]), None,
+                                     state.cross_k[i], state.cross_v[i], src_mask)
             ks.append(k)
             vs.append(v)
-            x, weights = layer(x, k, v, None, state.cross_k[i], state.cross_v[i], src_mask)
         new = state._replace(self_k=torch.stack(ks), self_v=torch.stack(vs))
         return self.dec_norm(x)[:, 0], new, weights.mean(1)[:, 0]
 
@@ -201,8 +208,8 @@ class Transformer(nn.Module):
         causal = torch.ones(steps, steps, dtype=torch.bool, device=tgt.device).tril()
         src_mask = state.src_mask[:, None, None, :]
         for i, layer in enumerate(self.dec_layers):
-            k, v = layer.self_att.keys_values(layer.norm1(x))
-            x, weights = layer(x, k, v, causal, state.cross_k[i], state.cross_v[i], src_mask)
+            x, weights, _, _ = layer(x, None, causal, state.cross_k[i], state.cross_v[i],
+                                     src_mask)
         return self.dec_norm(x), weights.mean(1)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor | None = None,

@@ -127,6 +127,13 @@ def test_the_variant_from_params_and_its_refusals() -> None:
     assert isinstance(m, Transformer) and m.out.weight is m.tgt_emb.weight
     with pytest.raises(PipelineError, match=r"model.heads: 7 does not divide the model size 300"):
         build_model(small_cfg("transformer", heads=7), 50, 40, 300)
+    # its padding is masked everywhere, so the CUDA step may be captured (a pure decision)
+    from pipeline.train import uses_graphs
+    cuda = torch.device("cuda")
+    assert m.masks_padding and uses_graphs(m, tcfg, cuda)
+    assert not uses_graphs(m, tcfg, torch.device("cpu"))
+    assert not uses_graphs(build_model(small_cfg("basic", mask_padding=False), 50, 40, 300),
+                           tcfg, cuda)
     params["variants"]["transformer"]["train"]["teacher_forcing"] = False
     with pytest.raises(PipelineError, match=r"variants.transformer.train: a transformer trains"):
         variant_configs(params, "transformer")
