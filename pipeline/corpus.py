@@ -10,6 +10,8 @@ Lines are handled a block at a time: the English regex runs over a whole block i
 is the plain line-by-line loop this must agree with; the tests hold them against each other.
 The zip (a few MB) has one text member of `English<TAB>French[<TAB>attribution]` lines; its
 pairs go through that same loop, with each pair's line number in the member as its `line`.
+Real archives hold more than the data: directory entries, members in a folder, macOS resource
+forks (`__MACOSX/`, `._*`), a BOM, CRLF line ends, empty lines; each is read or refused below.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
@@ -30,6 +32,9 @@ from pipeline.files import PipelineError
 
 EN_MEMBER = "giga-fren.release2.fixed.en.gz"
 FR_MEMBER = "giga-fren.release2.fixed.fr.gz"
+FRENCH_MEMBER = "fra.txt"  # the Anki layout's English<TAB>French file
+ANKI_MEMBER = re.compile(r"([a-z]{3})\.txt")  # its files are named for the other language
+APPLEDOUBLE = b"\x00\x05\x16\x07"  # magic of a macOS resource fork
 READ_SIZE = 1 << 20  # compressed bytes per read
 BLOCK_BYTES = 1 << 22  # English bytes matched per block
 
@@ -40,71 +45,126 @@ def is_zip(path: str | Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def check_corpus(path: str | Path, name: str | None = None) -> None:
+def check_corpus(path: str | Path, name: str | None = None) -> str:
     """Fail with one line unless `path` is a Giga-fren tarball or a zip of tab-separated
-    pairs; `name` is what the message calls the file."""
+    English-French pairs; `name` is what the message calls the file. Returns which member(s)
+    hold the pairs, for the one line that says what was read."""
     if is_zip(path):
-        _zip_member(path, name or str(path))
-    else:
-        check_tarball(path, name)
+        return _zip_member(path, name or str(path))
+    return " + ".join(_tar_members(path, name or str(path)))
+
+
+def is_junk(member: str) -> bool:
+    """A member an archiver adds beside the data: macOS's AppleDouble resource forks (`._x`,
+    and the `__MACOSX/` tree they sit in when a Mac zips a folder). They are binary and their
+    header holds a tab byte, so they must not be taken for pairs."""
+    path = PurePosixPath(member)
+    return "__MACOSX" in path.parts or path.name.startswith("._")
+
+
+def _first_line(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    """The member's first non-empty line as text, or None where it is not UTF-8 text."""
+    with z.open(info) as f:
+        head = f.read(4096)
+    if head.startswith(APPLEDOUBLE):
+        return None
+    first = next((line for line in head.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+                  if line.strip()), b"")
+    try:
+        return first.decode("utf-8").removesuffix("\r")
+    except UnicodeDecodeError:  # binary; a line longer than the head is no pairs file either
+        return None
 
 
 def _zip_member(path: str | Path, name: str) -> str:
-    """The zip's member of English<TAB>French lines (a .txt whose first line has a tab)."""
+    """The zip's member of English<TAB>French lines: `fra.txt` wherever it sits (the Anki
+    layout, which names the file for the language beside English), else a .txt of tab-separated
+    lines under another name. Another language's Anki file (`deu.txt`) is refused."""
     try:
         with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
-                if info.is_dir() or not info.filename.endswith(".txt"):
+            texts = [i for i in z.infolist() if not i.is_dir() and not is_junk(i.filename)
+                     and i.filename.endswith(".txt")]
+            ours = [i for i in texts if PurePosixPath(i.filename).name == FRENCH_MEMBER]
+            if len(ours) > 1:
+                raise PipelineError(f"{name}: zip has {len(ours)} {FRENCH_MEMBER} members "
+                                    f"({', '.join(i.filename for i in ours)}); keep one")
+            for info in ours or texts:
+                first = _first_line(z, info)
+                if first is None or "\t" not in first:
+                    if ours:
+                        raise PipelineError(f"{name}: {info.filename} is not UTF-8 text of "
+                                            "English<TAB>French lines")
                     continue
-                with z.open(info) as f:
-                    first = f.readline()
-                if b"\t" in first:
-                    return info.filename
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+                other = ANKI_MEMBER.fullmatch(PurePosixPath(info.filename).name)
+                if other and not ours:
+                    raise PipelineError(
+                        f"{name}: holds {info.filename}, the Anki layout's English<TAB>"
+                        f"{other.group(1)} pairs, not {FRENCH_MEMBER} (English<TAB>French)")
+                return info.filename
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
         raise PipelineError(f"{name}: truncated or corrupt zip archive ({e})") from None
     raise PipelineError(f"{name}: zip has no .txt member of English<TAB>French lines "
                         "(the Tatoeba/Anki layout)")
 
 
 def read_zip_pairs(path: str | Path, name: str | None = None
-                   ) -> tuple[list[str], list[str]]:
-    """The English and French sides of the zip's pairs, in order (a third column, the
-    attribution, is dropped)."""
+                   ) -> tuple[list[str], list[str], list[int], str]:
+    """The English and French sides of the zip's pairs, in order, with each pair's line number
+    in its member, and the member's name. A third column (the attribution) is dropped; a BOM,
+    CRLF line ends and empty lines are allowed."""
     name = name or str(path)
     member = _zip_member(path, name)
-    en, fr = [], []
     try:
         with zipfile.ZipFile(path) as z:
             data = z.read(member)
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
         raise PipelineError(f"{name}: truncated or corrupt zip archive ({e})") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise PipelineError(f"{name}: {member} line {line} is not valid UTF-8") from None
-    for n, row in enumerate(text.splitlines(), 1):
+    en, fr, numbers = [], [], []
+    # split("\n"), not splitlines(): that would also cut at U+2028, U+0085 and form feeds
+    for n, row in enumerate(text.split("\n"), 1):
+        row = row.removesuffix("\r")
+        if not row.strip():
+            continue
         cols = row.split("\t")
         if len(cols) < 2:
             raise PipelineError(f"{name}: {member} line {n} is not English<TAB>French")
         en.append(cols[0])
         fr.append(cols[1])
-    return en, fr
+        numbers.append(n)
+    return en, fr, numbers, member
 
 
 def check_tarball(path: str | Path, name: str | None = None) -> None:
     """Fail with one line unless `path` is a tar holding the two Giga-fren members.
 
     `name` is what the message calls the file (where it came from), `path` by default."""
-    name = name or str(path)
+    _tar_members(path, name or str(path))
+
+
+def _tar_members(path: str | Path, name: str) -> tuple[str, str]:
+    """The names of the English and French members: found by their base name, so a tarball
+    made from a folder (`./giga-fren...`, `training/giga-fren...`) reads as the original does;
+    directory entries and macOS resource forks (`._giga-fren...`) are passed over."""
     try:
         with tarfile.open(path, "r:") as tar:
-            names = set(tar.getnames())
+            files = [m.name for m in tar.getmembers() if m.isfile() and not is_junk(m.name)]
     except (tarfile.TarError, OSError) as e:
         raise PipelineError(f"{name}: truncated or corrupt tar archive ({e})") from None
-    missing = [m for m in (EN_MEMBER, FR_MEMBER) if m not in names]
+    found: dict[str, list[str]] = {EN_MEMBER: [], FR_MEMBER: []}
+    for member in files:
+        if (base := PurePosixPath(member).name) in found:
+            found[base].append(member)
+    missing = [m for m, names in found.items() if not names]
     if missing:
         raise PipelineError(f"{name}: tarball lacks member(s) {', '.join(missing)}")
+    if twice := [", ".join(names) for names in found.values() if len(names) > 1]:
+        raise PipelineError(f"{name}: tarball has the same member twice ({'; '.join(twice)})")
+    return found[EN_MEMBER][0], found[FR_MEMBER][0]
 
 
 def _inflate(tar_path: Path, member: str) -> Iterator[bytes]:
@@ -195,21 +255,24 @@ class _Lines:
         return out
 
     def decode(self, data: bytes) -> str:
+        """Whole lines as text: a BOM at the start of the member and CRLF line ends are read
+        as the plain UTF-8 and LF they stand for (blocks end at a LF, so no CRLF is cut)."""
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig" if self.line == 0 else "utf-8")
         except UnicodeDecodeError as e:
             line = self.line + data.count(b"\n", 0, e.start) + 1
             raise PipelineError(
                 f"{self.tar_path}: {self.member} line {line}: invalid UTF-8 ({e.reason})"
             ) from None
         self.line += text.count("\n")
-        return text
+        return text.replace("\r\n", "\n")
 
 
 @dataclass
 class FilterResult:
     pairs: pd.DataFrame  # columns fr, en, line (1-based line number in the members)
     lines: int
+    source: str  # the member(s) read, as the stage's one line names them
 
 
 def _first_group(m: re.Match) -> str:
@@ -256,18 +319,18 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
     except re.error as e:
         raise PipelineError(f"filter: invalid regex ({e})") from None
     if is_zip(tar_path):
-        en_lines, fr_lines = read_zip_pairs(tar_path)
+        en_lines, fr_lines, numbers, member = read_zip_pairs(tar_path)
         kept = filter_pairs_naive(en_lines, fr_lines, en_regex, fr_regex)
         if not kept:
             raise PipelineError(
                 f"{tar_path}: the filter kept no pairs of {len(en_lines)} lines "
                 f"(filter.en_regex={en_regex!r}, filter.fr_regex={fr_regex!r})")
         pairs = pd.DataFrame({"fr": [k[1] for k in kept], "en": [k[2] for k in kept],
-                              "line": [k[0] for k in kept]})
-        return FilterResult(pairs=pairs, lines=len(en_lines))
-    check_tarball(tar_path)
-    en = _Lines(_prefetch(_inflate(tar_path, EN_MEMBER)), tar_path, EN_MEMBER)
-    fr = _Lines(_prefetch(_inflate(tar_path, FR_MEMBER)), tar_path, FR_MEMBER)
+                              "line": [numbers[k[0] - 1] for k in kept]})
+        return FilterResult(pairs=pairs, lines=len(en_lines), source=member)
+    en_member, fr_member = _tar_members(tar_path, str(tar_path))
+    en = _Lines(_prefetch(_inflate(tar_path, en_member)), tar_path, en_member)
+    fr = _Lines(_prefetch(_inflate(tar_path, fr_member)), tar_path, fr_member)
     out_fr: list[str] = []
     out_en: list[str] = []
     out_line: list[int] = []
@@ -293,7 +356,7 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
     if en.line != fr.line:
         raise PipelineError(
             f"{tar_path}: members have different line counts "
-            f"({EN_MEMBER}: {en.line}, {FR_MEMBER}: {fr.line})"
+            f"({en_member}: {en.line}, {fr_member}: {fr.line})"
         )
     if not out_en:
         raise PipelineError(
@@ -301,7 +364,7 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
             f"(filter.en_regex={en_regex!r}, filter.fr_regex={fr_regex!r})"
         )
     pairs = pd.DataFrame({"fr": out_fr, "en": out_en, "line": out_line})
-    return FilterResult(pairs=pairs, lines=en.line)
+    return FilterResult(pairs=pairs, lines=en.line, source=f"{en_member} + {fr_member}")
 
 
 def filter_pairs_naive(en_lines: list[str], fr_lines: list[str], en_regex: str,

@@ -17,12 +17,12 @@ def main() -> None:
     # Fetched under another name and checked before it takes the output's name.
     path = fetch(p.url, INCOMING, sha256=p.sha256, retries=p.retries, timeout=p.timeout)
     try:
-        check_corpus(path, name=p.url)
+        pairs_in = check_corpus(path, name=p.url)
     except Exception:
         path.unlink()
         raise
     os.replace(path, OUT)
-    print(f"download: {p.url} -> {OUT} ({os.path.getsize(OUT):,} bytes)")
+    print(f"download: {p.url} -> {OUT} ({os.path.getsize(OUT):,} bytes; pairs in {pairs_in})")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ METRICS = "metrics/filter.json"
 def main() -> None:
     p: FilterParams = section(load_params(), "filter", FilterParams)
     result = filter_pairs(CORPUS, p.en_regex, p.fr_regex)
+    print(f"filter: read {result.source} of {CORPUS}")
     write_parquet(OUT, result.pairs)
     write_json(METRICS, {"lines_read": result.lines, "pairs_kept": len(result.pairs)})
     print(f"filter: kept {len(result.pairs):,} of {result.lines:,} line pairs -> {OUT}")

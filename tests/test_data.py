@@ -7,12 +7,24 @@ import os
 import random
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import EN, EN_LINES, FR, FR_LINES, gz_lines, make_tarball, make_zip, shared_pairs_zip
+from conftest import (
+    EN,
+    EN_LINES,
+    FR,
+    FR_LINES,
+    apple_double,
+    gz_lines,
+    make_tarball,
+    make_zip,
+    shared_pairs_zip,
+    tar_bytes,
+)
 
 from pipeline.corpus import check_corpus, filter_pairs, filter_pairs_naive
 from pipeline.embeddings import build_matrix, read_vectors, train_vectors
@@ -41,14 +53,144 @@ def test_filter_on_shared_tarball_gives_8623_pairs(shared_tarball: Path) -> None
     assert (r.lines, len(r.pairs)) == (167_130, 8_623)
 
 
-@pytest.mark.parametrize("attribution", [True, False])
+@pytest.mark.parametrize("attribution_column", [True, False])
 def test_a_tatoeba_zip_gives_what_the_tarball_gives(tmp_path: Path, tarball: Path,
-                                                    attribution: bool) -> None:
-    z = make_zip(tmp_path / "fra-eng.zip", attribution=attribution)
-    check_corpus(z)
+                                                    attribution_column: bool) -> None:
+    z = make_zip(tmp_path / "fra-eng.zip", attribution_column=attribution_column)
+    assert check_corpus(z) == "fra-eng/fra.txt"
     from_zip, from_tar = filter_pairs(z, EN_RX, FR_RX), filter_pairs(tarball, EN_RX, FR_RX)
     assert from_zip.lines == from_tar.lines
     assert from_zip.pairs.equals(from_tar.pairs)
+    assert from_zip.source == "fra-eng/fra.txt"
+    assert from_tar.source == f"{EN} + {FR}"
+
+
+def test_the_fixture_is_built_like_the_real_fra_eng_zip(tmp_path: Path) -> None:
+    """What the real archive holds, member by member, so the reader is tested against it."""
+    with zipfile.ZipFile(make_zip(tmp_path / "fra-eng.zip")) as z:
+        infos = z.infolist()
+        assert [i.filename for i in infos] == [
+            "fra-eng/", "__MACOSX/._fra-eng", "fra-eng/_about.txt",
+            "__MACOSX/fra-eng/.__about.txt", "fra-eng/fra.txt", "__MACOSX/fra-eng/._fra.txt"]
+        assert infos[0].is_dir() and infos[0].file_size == 0
+        for fork in (infos[1], infos[3], infos[5]):
+            data = z.read(fork)
+            assert len(data) == 212 and data[:8] == b"\x00\x05\x16\x07\x00\x02\x00\x00"
+            assert data[8:24] == b"Mac OS X        " and b"\t" in data.split(b"\n")[0]
+            with pytest.raises(UnicodeDecodeError):
+                data.decode("utf-8")
+        rows = z.read("fra-eng/fra.txt").decode().split("\n")
+        assert rows[-1] == "" and all(r.count("\t") == 2 for r in rows[:-1])
+        assert rows[0].split("\t")[2].startswith("CC-BY 2.0 (France) Attribution: tatoeba.org #")
+
+
+def test_another_language_pair_is_refused_naming_its_member(tmp_path: Path) -> None:
+    """deu-eng.zip has the same layout with deu.txt: one line that names it, no training on
+    German."""
+    z = make_zip(tmp_path / "deu-eng.zip", lang="deu")
+    for call in (check_corpus, lambda path: filter_pairs(path, EN_RX, FR_RX)):
+        with pytest.raises(PipelineError) as e:
+            call(z)
+        assert str(e.value) == (f"{z}: holds deu-eng/deu.txt, the Anki layout's "
+                                "English<TAB>deu pairs, not fra.txt (English<TAB>French)")
+
+
+def _zip_of(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _rows(ending: str = "\n") -> str:
+    return "".join(f"{e}\t{f}{ending}" for e, f in zip(EN_LINES, FR_LINES))
+
+
+@pytest.mark.parametrize("members", [
+    {"fra.txt": _rows().encode()},                              # at the root, no folder entry
+    {"a/": b"", "a/b/": b"", "a/b/fra.txt": _rows().encode()},  # deep in folders
+    {"fra.txt": b"\xef\xbb\xbf" + _rows().encode()},            # a BOM
+    {"fra.txt": _rows("\r\n").encode()},                        # CRLF line ends
+    {"fra.txt": (_rows() + "\n").encode()},                     # an empty last line
+    {"fra.txt": _rows().rstrip("\n").encode()},                 # no newline at the end
+    {"._fra.txt": b"\x00\x05\x16\x07\t", "pairs.txt": _rows().encode()},  # another name
+    {"README.txt": b"no tab\n", "x/fra.txt": _rows().encode(), "fra.csv": b"a\tb\n"},
+])
+def test_zips_as_real_archives_hold_them_read_the_same_pairs(tmp_path: Path, tarball: Path,
+                                                             members: dict) -> None:
+    expected = filter_pairs(tarball, EN_RX, FR_RX).pairs
+    r = filter_pairs(_zip_of(tmp_path / "z.zip", members), EN_RX, FR_RX)
+    assert r.pairs.equals(expected) and r.lines == len(EN_LINES)
+    assert r.source.endswith(("fra.txt", "pairs.txt"))
+
+
+def test_zip_lines_are_cut_at_newlines_only(tmp_path: Path) -> None:
+    """U+2028 and U+0085 inside a sentence are text, not line ends (str.splitlines cuts there)."""
+    rows = "What is\u2028this?\tQu'est-ce\u0085 ?\nWhy?\tPourquoi ?\n\nWho?\tQui ?\n"
+    r = filter_pairs(_zip_of(tmp_path / "z.zip", {"fra.txt": rows.encode()}), EN_RX, FR_RX)
+    assert r.pairs["en"].tolist() == ["What is\u2028this?", "Why?", "Who?"]
+    assert r.pairs["line"].tolist() == [1, 2, 4]  # numbered as in the member, blank line too
+    assert r.lines == 3
+
+
+def test_a_damaged_or_foreign_zip_is_one_line(tmp_path: Path) -> None:
+    good = make_zip(tmp_path / "good.zip").read_bytes()
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(good[: len(good) // 2])
+    foreign = _zip_of(tmp_path / "foreign.zip", {"photo.jpg": b"\xff\xd8 not pairs",
+                                                 "notes.txt": b"no tabs here\n"})
+    forks = _zip_of(tmp_path / "forks.zip", {"__MACOSX/._fra.txt": apple_double(),
+                                             "._pairs.txt": apple_double()})
+    broken = _zip_of(tmp_path / "broken.zip", {"fra.txt": b"What?\tQuoi ?\nWhy? Pourquoi ?\n"})
+    latin1 = _zip_of(tmp_path / "latin1.zip", {"fra.txt": "Où ?\tWhere?\n".encode("latin-1")})
+    bad_line = _zip_of(tmp_path / "bad_line.zip",
+                       {"fra.txt": b"What?\tQuoi ?\nWhy?\tPourquoi \xe9 ?\n"})
+    twice = _zip_of(tmp_path / "twice.zip", {"a/fra.txt": _rows().encode(),
+                                             "b/fra.txt": _rows().encode()})
+    for path, words in ((cut, "truncated or corrupt zip"),
+                        (foreign, "no .txt member of English<TAB>French"),
+                        (forks, "no .txt member of English<TAB>French"),
+                        (broken, "fra.txt line 2 is not English<TAB>French"),
+                        (latin1, "fra.txt is not UTF-8 text of English<TAB>French lines"),
+                        (bad_line, "fra.txt line 2 is not valid UTF-8"),
+                        (twice, "zip has 2 fra.txt members (a/fra.txt, b/fra.txt); keep one")):
+        with pytest.raises(PipelineError) as e:
+            filter_pairs(path, EN_RX, FR_RX)
+        assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
+        assert "\n" not in str(e.value)
+
+
+def _crlf_gz(lines: list[str], bom: bool = False) -> bytes:
+    return gzip.compress(("\ufeff" if bom else "").encode() + "".join(
+        line + "\r\n" for line in lines).encode("utf-8"))
+
+
+@pytest.mark.parametrize("members", [
+    {"./": b"", f"./{EN}": gz_lines(EN_LINES), f"./{FR}": gz_lines(FR_LINES)},  # tar -C . .
+    {"training/": b"", f"training/{EN}": gz_lines(EN_LINES),
+     f"training/{FR}": gz_lines(FR_LINES)},                                    # in a folder
+    {f"._{EN}": b"\x00\x05\x16\x07 fork", f"._{FR}": b"\x00\x05\x16\x07 fork",
+     EN: gz_lines(EN_LINES), FR: gz_lines(FR_LINES)},                          # a Mac's tar
+    {EN: _crlf_gz(EN_LINES, bom=True), FR: _crlf_gz(FR_LINES, bom=True)},      # BOM and CRLF
+    {EN: gz_lines(EN_LINES + [""]), FR: gz_lines(FR_LINES + [""])},            # empty last line
+])
+def test_tarballs_as_real_archives_hold_them_read_the_same_pairs(tmp_path: Path, tarball: Path,
+                                                                 members: dict) -> None:
+    expected = filter_pairs(tarball, EN_RX, FR_RX).pairs
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes(members))
+    r = filter_pairs(path, EN_RX, FR_RX)
+    assert r.pairs.equals(expected)
+    assert check_corpus(path) == r.source and r.source.count(".gz") == 2
+
+
+def test_a_tarball_with_a_member_twice_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.tar"
+    path.write_bytes(tar_bytes({EN: gz_lines(EN_LINES), FR: gz_lines(FR_LINES),
+                                          f"copy/{FR}": gz_lines(FR_LINES)}))
+    with pytest.raises(PipelineError, match=rf"t\.tar: tarball has the same member twice "
+                       rf"\({FR}, copy/{FR}\)$"):
+        check_corpus(path)
 
 
 def test_the_shared_pairs_as_a_zip_give_8623_pairs(tmp_path: Path,
@@ -56,28 +198,6 @@ def test_the_shared_pairs_as_a_zip_give_8623_pairs(tmp_path: Path,
     r = filter_pairs(shared_pairs_zip(tmp_path / "fra-eng.zip"), EN_RX, FR_RX)
     assert (r.lines, len(r.pairs)) == (167_130, 8_623)
     assert r.pairs.equals(filter_pairs(shared_tarball, EN_RX, FR_RX).pairs)
-
-
-def test_a_damaged_or_foreign_zip_is_one_line(tmp_path: Path) -> None:
-    import zipfile
-
-    good = make_zip(tmp_path / "good.zip").read_bytes()
-    cut = tmp_path / "cut.zip"
-    cut.write_bytes(good[: len(good) // 2])
-    foreign = tmp_path / "foreign.zip"
-    with zipfile.ZipFile(foreign, "w") as z:
-        z.writestr("photo.jpg", b"\xff\xd8 not pairs")
-        z.writestr("notes.txt", "no tabs here\n")
-    broken = tmp_path / "broken.zip"
-    with zipfile.ZipFile(broken, "w") as z:
-        z.writestr("fra.txt", "What?\tQuoi ?\nWhy? Pourquoi ?\n")
-    for path, words in ((cut, "truncated or corrupt zip"),
-                        (foreign, "no .txt member of English<TAB>French"),
-                        (broken, "fra.txt line 2 is not English<TAB>French")):
-        with pytest.raises(PipelineError) as e:
-            filter_pairs(path, EN_RX, FR_RX)
-        assert str(e.value).startswith(f"{path}: ") and words in str(e.value)
-        assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("en_rx", [EN_RX, r"(\w+)\?", r"^W[^?]*", r"h.$", r"o\s+\w"])

@@ -84,10 +84,33 @@ def test_data_stages_run_then_skip_then_rerun_only_what_changed(workspace: Path)
     assert len(json.loads((workspace / "data/processed/vocab_en.json").read_text())) == 1004
 
 
+def test_the_data_stages_read_the_real_fra_eng_zip_and_refuse_german(tmp_path: Path) -> None:
+    """The zip built like the real fra-eng.zip (Mac resource forks first) through `dvc repro`;
+    then deu-eng.zip, the same layout in German, is refused at download with one line."""
+    from conftest import make_zip
+
+    fra = make_zip(tmp_path / "fra-eng.zip")
+    ws = copy_project(tmp_path / "ws", f"data.url={fra}")
+    out = sh(["dvc", "repro", "filter"], ws).stdout
+    assert f"({fra.stat().st_size:,} bytes; pairs in fra-eng/fra.txt)" in out
+    assert "filter: read fra-eng/fra.txt of data/raw/corpus" in out
+    assert json.loads((ws / "metrics/filter.json").read_text()) == {"lines_read": 8,
+                                                                   "pairs_kept": 6}
+    deu = make_zip(tmp_path / "deu-eng.zip", lang="deu")
+    set_params(ws, f"data.url={deu}")
+    r = sh([sys.executable, "-m", "stages.download"], ws, check=False)
+    assert (r.returncode, r.stderr.strip()) == (1, (
+        f"error: {deu}: holds deu-eng/deu.txt, the Anki layout's English<TAB>deu pairs, "
+        "not fra.txt (English<TAB>French)"))
+    assert (ws / "data/raw/corpus").read_bytes() == fra.read_bytes()  # the good one stays
+    assert not (ws / "data/raw/incoming").exists()
+
+
 @pytest.mark.slow
 def test_bad_data_url_is_one_line_error(workspace: Path, tmp_path: Path) -> None:
     bad = tmp_path / "not-a.tar"
     bad.write_bytes(b"nope" * 100)
+    sh(["dvc", "repro", "download"], workspace)  # the good corpus, whatever ran before
     ws_params = (workspace / "params.yaml").read_text()
     try:
         set_params(workspace, f"data.url={bad}")
@@ -98,7 +121,7 @@ def test_bad_data_url_is_one_line_error(workspace: Path, tmp_path: Path) -> None
         # the earlier good tarball stays; nothing half-made is left beside it
         assert (workspace / "data/raw/corpus").stat().st_size == \
             (workspace / ws_params.split("url: ")[1].split()[0]).stat().st_size
-        assert not (workspace / "data/raw/incoming.tar").exists()
+        assert not (workspace / "data/raw/incoming").exists()
     finally:
         (workspace / "params.yaml").write_text(ws_params)
         sh(["dvc", "checkout", "-q", "download"], workspace, check=False)
@@ -240,6 +263,8 @@ def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
         server.close()
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"the Tatoeba pairs come from {server.url}" in r.stdout
+    assert "pairs in fra-eng/fra.txt)" in r.stdout  # the real layout: resource forks first
+    assert "filter: read fra-eng/fra.txt of data/raw/corpus" in r.stdout
     assert "kept 8,623 of 167,130 line pairs" in r.stdout + r.stderr
     assert json.loads((ws / "metrics/basic.json").read_text())["epochs"] == 1
     assert "BLEU" in r.stdout  # and the comparison table at the end
