@@ -30,6 +30,7 @@ from pipeline.train import bucket, force_mode, pr_force  # noqa: E402
 
 def replay(train, cfg, size: int) -> tuple[int, float, float]:  # noqa: ANN001
     keys, steps, padded, src, src_padded = set(), 0, 0, 0, 0
+    cap_s, cap_t = train.max_lengths()  # CapturedSteps' cap: the longest are not padded
     for epoch in range(cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         coin = random.Random(cfg.seed * 1_000_003 + epoch)
@@ -37,9 +38,10 @@ def replay(train, cfg, size: int) -> tuple[int, float, float]:  # noqa: ANN001
         for b in train.sortish(cfg.batch_size, rng):
             s, t = b.src.size(1), b.tgt.size(1)
             force = [coin.random() < pr for _ in range(t)]
-            keys.add((b.src.size(0), bucket(s, size), bucket(t, size), force_mode(force)))
-            steps, padded = steps + t, padded + bucket(t, size)
-            src, src_padded = src + s, src_padded + bucket(s, size)
+            bs, bt = bucket(s, size, cap_s), bucket(t, size, cap_t)
+            keys.add((b.src.size(0), bs, bt, force_mode(force)))
+            steps, padded = steps + t, padded + bt
+            src, src_padded = src + s, src_padded + bs
     return len(keys), src_padded / src, padded / steps
 
 

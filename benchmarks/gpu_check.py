@@ -1,28 +1,36 @@
 """The CUDA path checked in one command: correctness first, then speed. Under 3 minutes on a GPU.
 
-    python benchmarks/gpu_check.py [--steps 20] [--variants ...]
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_check.py [--steps 20] [--variants ...]
 
-Everywhere (CPU included): every variant's whole training step (train-mode forward, the loss
-as CUDA computes it, backward, clipping, capturable fused Adam with a tensor lr) under a
-dispatch spy: no host read, no tensor from Python values, no copy between devices; and the
-count of aten ops it dispatches beside the lesson-style reference's (benchmarks/reference.py),
-at the lesson's lengths (batch 125, source 30, target 25), the second step of each (the first
-makes Adam's state). On the CPU a GRU call dispatches its internals (ops per gate and time
-step, forward and backward), so these count the CPU's work, not a GPU's kernels (a cuDNN GRU
-is one op); the reference's step includes its loss read (.item()), as the lesson's did.
+It prints a header (torch, CUDA, cuDNN, the device) first, then each section's verdict as the
+section ends, so a run cut off by its time limit still says what it found; a section that fails
+is reported and the next one runs. Sections:
+
+Everywhere (CPU included):
+- ops: every variant's whole training step (train-mode forward, the loss as CUDA computes it,
+  backward, clipping, capturable fused Adam with a tensor lr) under a dispatch spy: no host
+  read, no tensor from Python values, no copy between devices. And its op count against the
+  lesson-style reference's (benchmarks/reference.py), for each forcing mode the variant trains
+  in, at the shapes CapturedSteps captures: the lesson's longest batch (125 x source 30 x
+  target 25, captured as it is: the bucket does not round past the longest length), and a
+  shorter batch the bucket pads by three decoder steps (29 x 21, captured as 30 x 24), each
+  against the reference at its true lengths. BENCHMARKS.md ("Counting a step's ops") says how
+  ops are counted. More ops than the reference's on the longest batch is a failure; the padded
+  batch's ratio is reported as it is (its padding is work the reference does not do).
 
 With CUDA, also:
-1. captured vs eager training over three shapes (forced, free and mixed forcing), the
-   learning rate changed between capture and replay, and a resume from a checkpoint mapped
-   to the CPU halfway: final weights must agree;
-2. replays under torch.cuda.set_sync_debug_mode("error") (any host sync raises);
-3. the GRUs' output dtype under bf16 autocast (PyTorch's cuDNN wrapper casts RNNs to fp16);
-4. graphs captured, shapes that fell back, memory reserved per graph;
-5. per variant at the lesson's sizes, with the default bucket, mixed forcing and TF32 as
+1. captured vs eager training over three shapes (forced, free and mixed forcing), the learning
+   rate changed between capture and replay, a resume from a checkpoint mapped to the CPU
+   halfway, and every step after the sixth (replays and the resumed warm-ups) under
+   torch.cuda.set_sync_debug_mode("error"): final weights must agree;
+2. a capture made to fail (capture_end raises): the current stream is restored, that shape
+   trains eagerly, and the weights equal an eager run's;
+3. the GRUs' output dtype under bf16 autocast (why bf16 is refused for the GRU variants);
+4. per variant at the lesson's sizes, with the default bucket, mixed forcing and TF32 as
    training sets them: ms per step and CUDA kernels per step (torch.profiler) for the
-   reference, the eager step and the captured step (the transformer has no reference: its
-   speed-up is over its own eager step).
-Prints tables; exits 1 on a mismatch, 0 otherwise (a machine without CUDA: after the CPU part).
+   reference, the eager step and the captured step, and the memory the graphs reserved (the
+   transformer has no reference: its speed-up is over its own eager step).
+Exits 1 if any section failed, 0 otherwise (a machine without CUDA: after the CPU section).
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from pipeline.model import build_model  # noqa: E402
 from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs  # noqa: E402
 from pipeline.train import (  # noqa: E402
     CapturedSteps,
+    bucket,
     force_mode,
     loss_backward,
     make_optimizer,
@@ -84,6 +93,7 @@ class OpCounter(TorchDispatchMode):
         super().__init__()
         self.ops: list[str] = []
         self.count = 0
+        self.raw = 0  # every non-view aten op, nothing folded: what the CPU runs
         self.bad: list[str] = []
         self.grus = 0  # GRU calls seen (as_cuda)
         self.marks: list[int] = []  # the count at each mark()
@@ -109,6 +119,8 @@ class OpCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         name = func._schema.name.split("::")[-1]
         self.ops.append(str(func))
+        if not func.is_view and func.namespace == "aten":
+            self.raw += 1
         if (not func.is_view and not self._inside and name not in HOST_READS | NO_KERNEL
                 and func.namespace == "aten"):  # profiler marks are not kernels
             call = self._gru_nodes.get(torch._C._current_autograd_node())
@@ -198,57 +210,95 @@ def step(way: str, model: torch.nn.Module, opt: torch.optim.Optimizer, b: Batch,
         loss.item()
 
 
-def count_ops(params: dict, variant: str) -> dict:
-    """A variant's training step at the lesson's lengths (small widths: the counts do not
-    depend on them), the project's way and the reference's, counted as CUDA runs them
-    (OpCounter(as_cuda=True)): ops up to the end of backward, ops of the whole step, and the
-    host reads or device copies in the project's step. The second step of each way is counted
-    (the first makes Adam's state); the reference's Adam is the one PyTorch picks on CUDA
-    (foreach)."""
+FORCINGS = {"free": False, "forced": True}  # teacher forcing's pr 0 and 1; mixed: pr 0.5
+
+
+def forcing_modes(teacher_forcing: bool) -> list[str]:
+    """The forcing modes a variant trains in: teacher forcing goes from pr 1 to pr 0, so all
+    three; without it, free running alone."""
+    return ["forced", "mixed", "free"] if teacher_forcing else ["free"]
+
+
+PADDED = (29, 21)  # a batch the bucket pads most: 30 (the cap) and 24, three steps more
+
+
+def count_ops(params: dict, variant: str, mode: str | None = None,
+              lengths: tuple[int, int] = (S, T), captured: bool = True) -> dict:
+    """A variant's training step on a batch of 125 with these source and target lengths, the
+    project's way and the reference's, counted as CUDA runs them (OpCounter(as_cuda=True)) and
+    raw (every non-view aten op): ops up to the end of backward, ops of the whole step, and the
+    host reads or device copies in the project's step.
+
+    captured=True: the project's step at the shape CapturedSteps captures for that batch, as
+    training on the lesson's data does (lengths rounded up to the variant's train.bucket, but
+    not past the lesson's longest, 30 and 25; forcing flags padded as it pads them);
+    captured=False: unpadded. The reference runs unpadded either way (it captures nothing).
+    Small widths: the counts do not depend on them. The second step of each way is counted (the
+    first makes Adam's state); the reference's Adam is the one PyTorch picks on CUDA (foreach)."""
     mcfg, tcfg = variant_configs(params, variant)
     mcfg = ModelConfig(**{**mcfg.__dict__, "enc_hidden": 16, "att_hidden": 16})
-    cfg = TrainConfig(**{**tcfg.__dict__, "bucket": 1})
+    size = tcfg.bucket if captured else 1
+    cfg = TrainConfig(**{**tcfg.__dict__, "bucket": size})
+    mode = mode or forcing_modes(cfg.teacher_forcing)[-1 if mcfg.kind == "gru" else 0]
+    s, t = lengths
     g = torch.Generator().manual_seed(0)
-    b = Batch(torch.randint(4, 50, (B, S), generator=g), torch.full((B,), S),
-              torch.randint(4, 40, (B, T), generator=g), None)
-    force = mixed(T, cfg.teacher_forcing)
-    flags = torch.tensor(force) if force_mode(force) == "mixed" else force
-    out: dict = {"forcing": force_mode(force), "reference": None}
+    b = Batch(torch.randint(4, 50, (B, s), generator=g), torch.full((B,), s),
+              torch.randint(4, 40, (B, t), generator=g), None)
+    force = mixed(t, True) if mode == "mixed" else [FORCINGS[mode]] * t
+    padded = pad_batch(b, bucket(s, size, S), bucket(t, size, T))
+    flags = force + [force_mode(force) == "forced"] * (padded.tgt.size(1) - t)
+    arg = torch.tensor(flags) if force_mode(force) == "mixed" else flags
+    out: dict = {"forcing": force_mode(force), "reference": None,
+                 "lengths": (padded.src.size(1), padded.tgt.size(1))}
     # the reference is the lesson's GRU loop: a transformer has none
     for way in ("project", "reference") if mcfg.kind == "gru" else ("project",):
         torch.manual_seed(0)
         model = build_model(mcfg, 50, 40, 16).train()
         if way == "reference":
             opt = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
+            batch, how = b, force
         else:
             opt = make_optimizer(model, cfg, torch.device("cpu"), capturable=True)
-        step(way, model, opt, b, force, flags, cfg)
+            batch, how = padded, arg
+        step(way, model, opt, batch, force, how, cfg)
         with OpCounter(as_cuda=True) as spy:
-            step(way, model, opt, b, force, flags, cfg, spy.mark)
-        out[way] = {"backward": spy.marks[0], "step": spy.count}
+            step(way, model, opt, batch, force, how, cfg, spy.mark)
+        out[way] = {"backward": spy.marks[0], "step": spy.count, "raw": spy.raw}
         if way == "project":
             out["bad"] = spy.bad
     return out
 
 
 def cpu_part(params: dict, variants: list[str]) -> None:
-    """Host reads and op counts of every variant's step (count_ops); a step that dispatches
-    more ops than the reference's is a failure."""
-    print("\n| variant | forcing | host reads | forward+backward: project | reference | "
-          "whole step: project | reference | ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    """Host reads and op counts of every variant's step in every forcing mode it trains in
+    (count_ops), on the lesson's longest batch (captured as it is) and on a batch the bucket
+    pads by three steps; more ops than the reference's on the longest batch is a failure."""
+    ps, pt = PADDED
+    cs, ct = bucket(ps, 4, S), bucket(pt, 4, T)
+    print(f"| variant | forcing | host reads | {S}x{T}: captured | reference | ratio | "
+          f"{ps}x{pt} as {cs}x{ct}: captured | reference | ratio | raw {S}x{T}: captured | "
+          "reference |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for variant in variants:
-        c = count_ops(params, variant)
-        p, r = c["project"], c["reference"]
-        if c["bad"]:
-            failures.append(f"{variant}: host reads or copies in the step: {c['bad'][:3]}")
-        if r is not None and p["step"] > r["step"]:
-            failures.append(f"{variant}: the step dispatches {p['step']} ops, the reference "
-                            f"{r['step']}")
-        rb, rs, ratio = (("-",) * 3 if r is None else
-                         (f"{r['backward']:,}", f"{r['step']:,}", f"{p['step'] / r['step']:.2f}"))
-        print(f"| {variant} | {c['forcing']} | {len(c['bad'])} | {p['backward']:,} | "
-              f"{rb} | {p['step']:,} | {rs} | {ratio} |", flush=True)
+        mcfg, tcfg = variant_configs(params, variant)
+        for mode in forcing_modes(tcfg.teacher_forcing) if mcfg.kind == "gru" else ["forced"]:
+            c, d = count_ops(params, variant, mode), count_ops(params, variant, mode, PADDED)
+            if c["bad"] or d["bad"]:
+                failures.append(f"{variant} {mode}: host reads or copies in the step: "
+                                f"{(c['bad'] + d['bad'])[:3]}")
+            cells = []
+            for x in (c, d):
+                p, r = x["project"], x["reference"]
+                cells += [f"{p['step']:,}", "-", "-"] if r is None else [
+                    f"{p['step']:,}", f"{r['step']:,}", f"{p['step'] / r['step']:.2f}"]
+            r = c["reference"]
+            if r is not None and c["project"]["step"] > r["step"]:
+                failures.append(f"{variant} {mode}: on the longest batch the captured step "
+                                f"dispatches {c['project']['step']} ops, the reference "
+                                f"{r['step']}")
+            raw = [f"{c['project']['raw']:,}", "-" if r is None else f"{r['raw']:,}"]
+            print(f"| {variant} | {c['forcing']} | {len(c['bad'])} | " + " | ".join(cells + raw)
+                  + " |", flush=True)
 
 
 def cuda_correctness(params: dict, dev: torch.device) -> None:
@@ -265,6 +315,7 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
         model = build_model(mcfg, 500, 400, 64).to(dev).train()
         opt = make_optimizer(model, cfg, dev)
         steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+        made = [steps]
         for i, (s, t, force) in enumerate(plan):
             if i == 9:  # resume: state through a CPU-mapped checkpoint, fresh objects
                 buf = io.BytesIO()
@@ -276,6 +327,7 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
                 opt = make_optimizer(model, cfg, dev)
                 restore_optimizer(opt, state["optimizer"])
                 steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+                made.append(steps)
             set_lr(opt, cfg.lr * (1 + i) / 18)  # changes between capture and every replay
             g = torch.Generator().manual_seed(i)
             batch = Batch(torch.randint(4, 500, (16, s), generator=g),
@@ -294,11 +346,14 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
                 arg = torch.tensor(flags, device=dev) if force_mode(force) == "mixed" else flags
                 train_step(model, padded, opt, cfg, dev, arg)
         if captured:
-            print(f"graphs: {steps.stats()}")
+            print(f"graphs before and after the resume: {[m.stats() for m in made]}")
+            failed = {k: v for m in made for k, v in m.failed.items()}
+            if failed:  # a capture that fell back hides what it hit: captured = eager
+                failures.append(f"captures failed and trained eagerly: {failed}")
         return model
 
     eager, graphed = run(False), run(True)
-    worst = max(float((a - b).abs().max()) for a, b in zip(eager.parameters(),
+    worst = max(float((a - b).detach().abs().max()) for a, b in zip(eager.parameters(),
                                                              graphed.parameters()))
     ok = worst < 1e-3
     print(f"captured vs eager, 18 steps over 3 shapes, lr changing, resumed at step 10: "
@@ -306,6 +361,59 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
     if not ok:
         failures.append(f"captured training differs from eager by {worst:.2e}")
 
+
+
+def cuda_capture_failure(params: dict, dev: torch.device) -> None:
+    """A capture that fails (capture_end raises after the real one ran) must leave the default
+    stream current, train that shape eagerly, and end with an eager run's weights."""
+    mcfg, _ = variant_configs(params, "all")
+    mcfg = ModelConfig(**{**mcfg.__dict__, "emb_dropout": 0.0, "enc_dropout": 0.0,
+                          "dec_dropout": 0.0, "out_dropout": 0.0})
+    cfg = TrainConfig(lr=1e-3, bucket=8, clip=1.0, teacher_forcing=True)
+    force = mixed(11, True, 3)
+    g = torch.Generator().manual_seed(0)
+    batches = [Batch(torch.randint(4, 500, (16, 14), generator=g),
+                     torch.randint(1, 15, (16,), generator=g),
+                     torch.randint(4, 400, (16, 11), generator=g), None) for _ in range(4)]
+    models = []
+    real_end = torch.cuda.CUDAGraph.capture_end
+
+    def failing_end(graph: torch.cuda.CUDAGraph) -> None:
+        real_end(graph)
+        raise RuntimeError("capture_end made to fail by gpu_check")
+
+    for captured in (False, True):
+        torch.manual_seed(0)
+        model = build_model(mcfg, 500, 400, 64).to(dev).train()
+        opt = make_optimizer(model, cfg, dev)
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+        torch.cuda.CUDAGraph.capture_end = failing_end
+        try:
+            for b in batches:
+                if captured:
+                    steps(b, force)
+                else:
+                    padded = pad_batch(b, 16, 16).to(dev)
+                    flags = force + [False] * (16 - 11)
+                    train_step(model, padded, opt, cfg, dev, torch.tensor(flags, device=dev))
+        finally:
+            torch.cuda.CUDAGraph.capture_end = real_end
+        models.append(model)
+        if captured:
+            stream = torch.cuda.current_stream(dev)
+            if stream != torch.cuda.default_stream(dev):
+                failures.append("a failed capture left another stream current")
+            if steps.stats()["failed_shapes"] != 1:
+                failures.append(f"a failed capture was not recorded: {steps.stats()}")
+    worst = max(float((a - b).detach().abs().max()) for a, b in zip(models[0].parameters(),
+                                                             models[1].parameters()))
+    print(f"failed capture: stream restored, shape trained eagerly, max |weight difference| "
+          f"from eager {worst:.2e}")
+    if worst > 1e-5:
+        failures.append(f"after a failed capture the weights differ from eager by {worst:.2e}")
+
+
+def cuda_bf16_dtype(dev: torch.device) -> None:
     gru = torch.nn.GRU(64, 64, 2, batch_first=True).to(dev)
     x = torch.randn(8, 5, 64, device=dev)
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -314,7 +422,8 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
                         [gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0],
                         True, 1, 0.0, True, False, True)[0]
     print(f"GRU output dtype under bf16 autocast: nn.GRU {out.dtype}, torch.gru {enc.dtype} "
-          "(train.precision bf16 is refused on CUDA unless both are bfloat16)")
+          "(train.precision bf16 is refused on CUDA for the GRU variants unless both are "
+          "bfloat16; the transformer has no RNN)")
 
 
 def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> None:
@@ -346,7 +455,7 @@ def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> 
         torch.manual_seed(0)
         m2 = build_model(mcfg, V_FR, V_EN, EMB).to(dev).train()
         o2 = make_optimizer(m2, cfg, dev)
-        steps = CapturedSteps(m2, o2, cfg, dev)
+        steps = CapturedSteps(m2, o2, cfg, dev, max_lengths=(S, T))
         ways["captured"] = partial(steps, host, force)
         times: dict[str, list[float]] = {k: [] for k in ways}
         kernels: dict[str, int] = {}
@@ -374,23 +483,44 @@ def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> 
                   f"{reference / t:.2f}x | {mb} |", flush=True)
 
 
+def section(name: str, run: Callable[[], None]) -> None:
+    """Run one section, then print its verdict at once; an exception fails it, not the run."""
+    print(f"\n## {name}", flush=True)
+    t0, before = time.perf_counter(), len(failures)
+    try:
+        run()
+    except Exception as e:  # noqa: BLE001 - report it and go on to the next section
+        failures.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    new = failures[before:]
+    verdict = "ok" if not new else "FAILED: " + "; ".join(new)
+    print(f"-> {name}: {verdict} ({time.perf_counter() - t0:.1f}s)", flush=True)
+
+
+def header() -> str:
+    if not torch.cuda.is_available():
+        return f"gpu_check: torch {torch.__version__}, no CUDA device"
+    return (f"gpu_check: torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
+            f"{torch.backends.cudnn.version()}, {torch.cuda.device_count()} x "
+            f"{torch.cuda.get_device_name()}")
+
+
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # a cut-off run still shows what it printed
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per way and variant")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
+    print(header(), flush=True)
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    cuda = torch.cuda.is_available()
-    name = torch.cuda.get_device_name() if cuda else "no CUDA device"
-    print(f"gpu_check: torch {torch.__version__}, {name}")
-    cpu_part(params, args.variants)
-    if not cuda:
-        print("\ngpu_check: no CUDA here: the CPU checks above ran; the GPU checks need a GPU")
+    section("ops (CPU)", lambda: cpu_part(params, args.variants))
+    if not torch.cuda.is_available():
+        print("\ngpu_check: no CUDA here: the CPU section above ran; the others need a GPU")
     else:
         dev = torch.device("cuda")
-        print()
-        cuda_correctness(params, dev)
-        cuda_speed(params, args.variants, dev, args.steps)
+        section("captured = eager", lambda: cuda_correctness(params, dev))
+        section("failed capture", lambda: cuda_capture_failure(params, dev))
+        section("bf16 GRU dtype", lambda: cuda_bf16_dtype(dev))
+        section("speed", lambda: cuda_speed(params, args.variants, dev, args.steps))
     if failures:
         print("\ngpu_check: FAILED:\n  " + "\n  ".join(failures))
         sys.exit(1)

@@ -12,6 +12,22 @@ import torch
 from pipeline.vocab import PAD, numericalize
 
 
+def pinned(t: torch.Tensor) -> torch.Tensor:
+    """`t` in page-locked host memory (call only when a GPU is the destination)."""
+    return t if t.is_pinned() else t.pin_memory()
+
+
+def to_device(x: torch.Tensor | Sequence, device: torch.device) -> torch.Tensor:
+    """A host tensor, or Python values, on `device`. To a GPU it goes through pinned memory as
+    an asynchronous copy: a copy from pageable memory waits for the GPU (set_sync_debug_mode
+    "error" raises on it), which a captured step's warm-up or a search loop must not do. A CPU
+    run touches nothing of CUDA."""
+    t = x if isinstance(x, torch.Tensor) else torch.tensor(x)
+    if device.type != "cuda":
+        return t.to(device)
+    return pinned(t).to(device, non_blocking=True)
+
+
 @dataclass
 class Batch:
     src: torch.Tensor      # (B, S) French ids, post-padded with _pad_
@@ -20,10 +36,8 @@ class Batch:
     index: np.ndarray      # rows of the split these come from
 
     def to(self, device: torch.device) -> Batch:
-        nb = device.type == "cuda"
-        return Batch(self.src.to(device, non_blocking=nb),
-                     self.src_len.to(device, non_blocking=nb),
-                     self.tgt.to(device, non_blocking=nb), self.index)
+        return Batch(to_device(self.src, device), to_device(self.src_len, device),
+                     to_device(self.tgt, device), self.index)
 
 
 def pad(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,13 +60,14 @@ class Split:
     def __len__(self) -> int:
         return len(self.src)
 
+    def max_lengths(self) -> tuple[int, int]:
+        """The longest source and target (training cuts its lengths there)."""
+        return int(self.src_lengths.max()), max(len(t) for t in self.tgt)
+
     def batch(self, index: np.ndarray) -> Batch:
         src, src_len = pad([self.src[i] for i in index])
         tgt, _ = pad([self.tgt[i] for i in index])
-        pin = torch.cuda.is_available()  # pinned memory makes the copy to the GPU asynchronous
-        if pin:
-            src, src_len, tgt = src.pin_memory(), src_len.pin_memory(), tgt.pin_memory()
-        return Batch(src, src_len, tgt, index)
+        return Batch(src, src_len, tgt, index)  # Batch.to pins it where a GPU wants that
 
     def sortish(self, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
         """The lesson's SortishSampler: shuffle, sort by length within chunks of 50 batches,

@@ -57,12 +57,18 @@ class State(NamedTuple):
     hidden: torch.Tensor                    # (layers, B, E) the decoder GRU's state
     enc_out: torch.Tensor | None = None     # (B, S, H*dirs) encoder states (attention only)
     enc_proj: torch.Tensor | None = None    # (B, S, A) their attention projection
-    src_mask: torch.Tensor | None = None    # (B, S) True on real source tokens (or None)
+    src_pad: torch.Tensor | None = None     # (B, S) True on source padding (or None)
 
     def select(self, index: torch.Tensor) -> State:
         """The state of the batch rows `index`, in that order (pipeline/decoder.py)."""
         return State(self.hidden.index_select(1, index),
                      *(None if t is None else t.index_select(0, index) for t in self[1:]))
+
+
+def _top(hidden: torch.Tensor) -> torch.Tensor:
+    """The top layer's state (B, E) of hidden (layers, B, E). With one layer it is a view
+    (squeeze): hidden[-1]'s backward is a kernel, in every decoder step of a training step."""
+    return hidden.squeeze(0) if hidden.size(0) == 1 else hidden[-1]
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -182,17 +188,17 @@ class Seq2Seq(nn.Module):
         enc_out, hidden = self.encode(src, src_len)
         if not self.cfg.attention:
             return State(hidden)
-        mask = None
+        pad = None  # where attention must not look, made once for all steps
         if self.cfg.mask_padding:
-            mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]
-        return State(hidden, enc_out, self.att_enc(enc_out), mask)
+            pad = torch.arange(src.size(1), device=src.device)[None, :] >= src_len[:, None]
+        return State(hidden, enc_out, self.att_enc(enc_out), pad)
 
     def attend(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (B, H*dirs) and weights (B, S) for the decoder's top-layer state."""
-        u = torch.tanh(state.enc_proj + self.att_dec(state.hidden[-1]).unsqueeze(1))
+        u = torch.tanh(state.enc_proj + self.att_dec(_top(state.hidden)).unsqueeze(1))
         scores = u @ self.att_v
-        if state.src_mask is not None:
-            scores = scores.masked_fill(~state.src_mask, float("-inf"))
+        if state.src_pad is not None:
+            scores = scores.masked_fill(state.src_pad, float("-inf"))
         weights = F.softmax(scores, dim=1)
         return torch.bmm(weights.unsqueeze(1), state.enc_out).squeeze(1), weights
 
@@ -207,7 +213,7 @@ class Seq2Seq(nn.Module):
             ctx, weights = self.attend(state)
             x = self.att_combine(torch.cat([x, ctx], dim=1))
         out, hidden = self.decoder(x.unsqueeze(1), state.hidden)
-        out = out[:, 0]
+        out = out.squeeze(1)  # a view: indexing [:, 0] would cost a kernel in every backward step
         if self.cfg.attention and self.cfg.att_output:
             out = torch.tanh(self.att_out(torch.cat([out, ctx], dim=1)))
         return self.out_drop(out), state._replace(hidden=hidden), weights

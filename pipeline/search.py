@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import Batch, Split
+from pipeline.data import Batch, Split, to_device
 from pipeline.decoder import Decoder, DecoderState, select_state
 from pipeline.vocab import BOS, EOS
 
@@ -82,7 +82,7 @@ def greedy(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
     state = model.start(src, src_len)
     inp = torch.full((b,), BOS, dtype=torch.long, device=src.device)
     done = torch.zeros(b, dtype=torch.bool, device=src.device)
-    ends = torch.tensor(limits, device=src.device) if len(set(limits)) > 1 else None
+    ends = to_device(limits, src.device) if len(set(limits)) > 1 else None
     preds, attns = [], []
     for t in range(max(limits)):
         feat, state, w = model.step(inp, state)
@@ -183,7 +183,7 @@ def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
                 keep.append(r)
         if not keep:
             break
-        keep_t = torch.tensor(keep, device=dev)
+        keep_t = to_device(keep, dev)
         flat = (keep_t[:, None] * k + torch.arange(k, device=dev)[None, :]).view(-1)
         active = [active[r] for r in keep]
         scores = live_scores.index_select(0, keep_t)

@@ -12,7 +12,8 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.data import Batch, Split
+from pipeline.data import Batch, Split, pinned, to_device
 from pipeline.decoder import Model
 from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
 from pipeline.files import PipelineError, atomic_path
@@ -149,9 +150,12 @@ def train_step(model: Model, batch: Batch, opt: torch.optim.Optimizer, cfg: Trai
     return loss
 
 
-def bucket(n: int, size: int) -> int:
-    """n rounded up to a multiple of size: the lengths a captured step is made for."""
-    return -(-n // size) * size
+def bucket(n: int, size: int, cap: int | None = None) -> int:
+    """n rounded up to a multiple of size, but not past `cap`: the lengths a captured step is
+    made for. The cap is the longest length training has (its lengths are cut there), so the
+    longest batches, which are common, are captured as they are, with no padding steps."""
+    up = -(-n // size) * size
+    return up if cap is None or n > cap else min(up, cap)
 
 
 def pad_batch(batch: Batch, src_to: int, tgt_to: int) -> Batch:
@@ -170,27 +174,32 @@ def force_mode(force: list[bool]) -> str:
 class CapturedSteps:
     """Training steps on CUDA, each a replay of a CUDA graph of the whole step (forward,
     loss, backward, clipping, fused Adam): one launch instead of hundreds, which is what
-    this small model's step is made of on a GPU (measured 4.8-6x per step on an H100).
+    this small model's step is made of on a GPU (unmeasured on this code: no GPU has run it).
 
     A graph holds fixed shapes and addresses, so batches are padded to lengths that are
     multiples of train.bucket (the padding is masked and ignored, the loss unchanged), and
     there is one graph per (batch size, source length, target length, forcing mode), at most
-    `max_graphs` of them: shapes past that train eagerly. The first `warmup` steps of each
-    shape run eagerly on a side stream (real steps, as CUDA wants before a capture); the next
-    is captured, then replayed. Teacher forcing that mixes forced and free steps goes in as a
-    device tensor of flags. Dropout draws new masks on every replay (PyTorch advances a
-    graph's RNG offset per replay). All graphs share one memory pool: they never run at once,
-    so one pool holds the largest graph's activations instead of each graph its own.
+    `max_graphs` of them: shapes past that train eagerly. `max_lengths` (the training split's
+    longest source and target) caps the rounding: the longest batches are not padded. The
+    first `warmup` steps of each shape run eagerly on a side stream (real steps, as CUDA wants
+    before a capture); the next is captured, then replayed. Teacher forcing that mixes forced
+    and free steps goes in as a device tensor of flags. Dropout draws new masks on every
+    replay (PyTorch advances a graph's RNG offset per replay). All graphs share one memory
+    pool: they never run at once, so one pool holds the largest graph's activations instead
+    of each graph its own.
 
     A capture that fails (cuDNN or the fused optimizer refusing, say) warns once, naming the
-    shape and the error, and that shape trains eagerly from then on. `stats()` says how many
-    graphs were captured, how many shapes fell back and what the graphs reserved.
+    shape and the error, and that shape trains eagerly from then on; `capturing` puts the
+    stream and the allocator back as they were. `stats()` says how many graphs were captured,
+    how many shapes fell back and what the graphs reserved.
     """
 
     def __init__(self, model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
-                 device: torch.device, warmup: int = 3, max_graphs: int = 32) -> None:
+                 device: torch.device, warmup: int = 3, max_graphs: int = 32,
+                 max_lengths: tuple[int, int] | None = None) -> None:
         self.model, self.opt, self.cfg, self.device = model, opt, cfg, device
         self.warmup, self.max_graphs = warmup, max_graphs
+        self.max_src, self.max_tgt = max_lengths or (None, None)
         self.seen: dict[tuple, int] = {}
         self.graphs: dict[tuple, tuple] = {}
         self.failed: dict[tuple, str] = {}  # shape -> why its capture failed
@@ -213,24 +222,24 @@ class CapturedSteps:
 
     def __call__(self, batch: Batch, force: list[bool]) -> torch.Tensor:
         size = self.cfg.bucket
-        batch = pad_batch(batch, bucket(batch.src.size(1), size), bucket(batch.tgt.size(1), size))
+        batch = pad_batch(batch, bucket(batch.src.size(1), size, self.max_src),
+                          bucket(batch.tgt.size(1), size, self.max_tgt))
         mode = force_mode(force)
         # the bucket's extra steps predict padding (ignored); forced ones keep the fast path
         flags = force + [mode == "forced"] * (batch.tgt.size(1) - len(force))
         key = (*batch.src.shape, batch.tgt.size(1), mode)
         if key in self.graphs:
             graph, static, flag_buf, loss = self.graphs[key]
-            batch = Batch(batch.src.pin_memory(), batch.src_len.pin_memory(),
-                          batch.tgt.pin_memory(), batch.index)  # asynchronous copies
-            static.src.copy_(batch.src, non_blocking=True)
-            static.src_len.copy_(batch.src_len, non_blocking=True)
-            static.tgt.copy_(batch.tgt, non_blocking=True)
+            # from pinned memory, so that the copies do not wait for the GPU
+            static.src.copy_(pinned(batch.src), non_blocking=True)
+            static.src_len.copy_(pinned(batch.src_len), non_blocking=True)
+            static.tgt.copy_(pinned(batch.tgt), non_blocking=True)
             if flag_buf is not None:
-                flag_buf.copy_(torch.tensor(flags).pin_memory(), non_blocking=True)
+                flag_buf.copy_(pinned(torch.tensor(flags)), non_blocking=True)
             graph.replay()
             return loss
         batch = batch.to(self.device)
-        arg = torch.tensor(flags, device=self.device) if mode == "mixed" else flags
+        arg = to_device(flags, self.device) if mode == "mixed" else flags
         self.seen[key] = self.seen.get(key, 0) + 1
         if key in self.failed or self.seen[key] <= self.warmup:
             return self._eager(batch, arg)
@@ -244,10 +253,12 @@ class CapturedSteps:
 
     def _capture(self, key: tuple, batch: Batch, arg: Force, mode: str) -> torch.Tensor:
         graph = torch.cuda.CUDAGraph()
-        before = torch.cuda.memory_reserved(self.device)
         self.opt.zero_grad(set_to_none=True)  # grads are made inside the graph's memory
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()  # as torch.cuda.graph does, but before the measure, not in it
+        before = torch.cuda.memory_reserved(self.device)
         try:
-            with torch.cuda.graph(graph, pool=self.pool, stream=self.side):
+            with capturing(graph, self.pool, self.side, self.device):
                 loss = loss_backward(self.model, batch, self.cfg, self.device, arg, cache=False)
                 self.opt.step()
         except Exception as e:  # noqa: BLE001 - any capture failure: train this shape eagerly
@@ -262,6 +273,35 @@ class CapturedSteps:
         self.graphs[key] = (graph, batch, arg if mode == "mixed" else None, loss)
         graph.replay()  # the capture only recorded: this is the step
         return loss
+
+
+@contextmanager
+def capturing(graph: torch.cuda.CUDAGraph, pool: tuple, stream: torch.cuda.Stream,
+              device: torch.device) -> Iterator[None]:
+    """Record into `graph` what runs on `stream`, its memory from `pool`: torch.cuda.graph's
+    capture, with a way back. torch.cuda.graph restores the current stream only once
+    capture_end has succeeded, so a failed capture would leave the side stream current for the
+    rest of the run, and the caching allocator sending that stream's allocations to the
+    graphs' pool (capture_end ends that only after the capture ended well)."""
+    before = torch.cuda.current_stream(device)
+    torch.cuda.set_stream(stream)
+    ended = False
+    try:
+        graph.capture_begin(pool=pool)
+        try:
+            yield
+        finally:
+            graph.capture_end()  # raises where the capture failed
+            ended = True
+    finally:
+        torch.cuda.set_stream(before)
+        end_routing = getattr(torch._C, "_cuda_endAllocateToPool", None)  # private: may move
+        if not ended and end_routing is not None:
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            try:
+                end_routing(index, pool)
+            except RuntimeError:  # capture_begin failed before it began to allocate there
+                pass
 
 
 def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device) -> bool:
@@ -351,11 +391,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     checkpoint, calls `log`, shows progress and scores (the others get its scores).
     Returns the history, the training time, the kept epoch and whether training stopped early.
     """
-    if device.type == "cuda" and cfg.precision == "bf16":
-        raise PipelineError("train.precision: bf16 is refused on CUDA: PyTorch's autocast "
-                            "wrapper for cuDNN RNNs casts them to fp16, not bf16, and nothing "
-                            "scales the gradients (benchmarks/gpu_check.py prints the GRU's "
-                            "dtype); use fp32, whose matmuls run in TF32 (train.tf32)")
+    check_precision(model, cfg, device)
     if cfg.keep in ("val_bleu", "val_chrf") and score is None:
         raise PipelineError(f"train.keep: {cfg.keep} needs the validation scores, and this "
                             "run computes none (keep val_loss or last)")
@@ -372,7 +408,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     if state is not None:
         model.load_state_dict(state["model"])
         restore_optimizer(opt, state["optimizer"])
-        restore_rng(state, world)
+        restore_rng(state, world, device)
         start, history, seconds = state["epoch"], state["history"], state["seconds"]
         best = state.get("best")
         if world.main:
@@ -384,7 +420,8 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         loss_of = DistributedDataParallel(
             _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None)
     captured = uses_graphs(model, cfg, device) and world.size == 1
-    steps = CapturedSteps(model, opt, cfg, device) if captured else None
+    steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths()) \
+        if captured else None
     if device.type == "cuda" and cfg.cuda_graphs and not captured and world.main:
         print("train: CUDA graphs off: " + (
             "training under DistributedDataParallel runs eagerly" if world.size > 1 else
@@ -435,7 +472,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
             history[-1].update(scores, score_seconds=round(time.perf_counter() - t0, 2))
         if cfg.keep != "last" and kept_epoch(history, cfg.keep) == epoch + 1:
             best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        rngs = gather(rng_state(), world)  # every process's, for an exact resume
+        rngs = gather(rng_state(device), world)  # every process's, for an exact resume
         if world.main:
             scored = "".join(f" {k} {history[-1][k]:.2f}" for k in ("val_bleu", "val_chrf")
                              if k in history[-1])
@@ -508,24 +545,44 @@ def batch_share(batch: Batch, cfg: TrainConfig, world: World) -> tuple[Batch, fl
     return Batch(batch.src[rows], batch.src_len[rows], batch.tgt[rows], batch.index[rows]), per
 
 
-def rng_state() -> dict:
-    """This process's random generators (dropout), as a checkpoint holds them."""
+def check_precision(model: Model, cfg: TrainConfig, device: torch.device) -> None:
+    """bf16 on CUDA only for a model without RNNs: PyTorch's autocast wrapper for cuDNN RNNs
+    casts them to fp16, not bf16, and nothing scales the gradients (benchmarks/gpu_check.py
+    prints the GRU's dtype). The transformer has none and trains in bf16."""
+    if device.type == "cuda" and cfg.precision == "bf16" and any(
+            isinstance(m, torch.nn.RNNBase) for m in model.modules()):
+        raise PipelineError("train.precision: bf16 is refused on CUDA for a GRU model: cuDNN's "
+                            "RNNs autocast to fp16, not bf16, and nothing scales the gradients; "
+                            "use fp32, whose matmuls run in TF32 (train.tf32), or bf16 with "
+                            "the transformer")
+
+
+def rng_state(device: torch.device) -> dict:
+    """This process's random generators (dropout), as a checkpoint holds them: the CPU's, and
+    its own GPU's when it trains on one (a CPU run touches no GPU, whatever the machine has)."""
     return {"torch_rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available()
-               else {})}
+            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
 
 
-def restore_rng(state: dict, world: World) -> None:
+def restore_rng(state: dict, world: World, device: torch.device) -> None:
     """Each process's generators from the checkpoint; with a different number of processes,
-    rank 0 takes the first one's and the others keep their fresh seeds."""
+    rank 0 takes the first one's and the others keep their fresh seeds. The GPU's state goes to
+    this process's GPU, whatever number of GPUs the saving machine had (an older checkpoint
+    holds a list of all of them: this GPU's entry is taken when there is one)."""
     saved = state.get("rank_rng")
     mine = saved[world.rank] if saved and len(saved) == world.size else (
         state if world.rank == 0 else None)
     if mine is None:
         return
     torch.set_rng_state(mine["torch_rng"])
-    if "cuda_rng" in mine and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(mine["cuda_rng"]))
+    cuda = mine.get("cuda_rng")
+    if device.type != "cuda" or cuda is None:
+        return
+    if isinstance(cuda, (list, tuple)):
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        cuda = cuda[index] if index < len(cuda) else None
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def set_threads(n: int) -> None:

@@ -10,7 +10,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from pipeline.data import pad
+from pipeline.data import pad, to_device
 from pipeline.files import PipelineError, read_json
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import TokenizeParams, from_dict
@@ -79,10 +79,7 @@ class Translator:
             chunk = todo[k:k + batch_size]
             src, src_len = pad([ids for _, ids in chunk])
             max_len = limit(src_len.tolist())
-            if self.device.type == "cuda":  # from pinned memory the copies do not block
-                src, src_len = src.pin_memory(), src_len.pin_memory()
-            src = src.to(self.device, non_blocking=True)
-            src_len = src_len.to(self.device, non_blocking=True)
+            src, src_len = to_device(src, self.device), to_device(src_len, self.device)
             if beam_size == 1 and n_best == 1:
                 hyps, _ = greedy(self.model, src, src_len, max_len)
                 found = [[Hypothesis(h, float("nan"), float("nan"))] for h in hyps]

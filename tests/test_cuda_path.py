@@ -15,18 +15,26 @@ from test_model import EMB, SRC_V, TGT_V, small_cfg
 from test_static_step import padded_batch, static_force
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gpu_check import OpCounter, count_ops  # noqa: E402  the dispatch spy, shared with the benchmark
+from gpu_check import OpCounter, count_ops, forcing_modes  # noqa: E402  the spy, the benchmark's
 
-from pipeline.data import Split
+import pipeline.train
+from pipeline.data import Split, to_device
+from pipeline.distributed import ONE
 from pipeline.files import PipelineError
 from pipeline.model import build_model
-from pipeline.params import LESSON_VARIANTS, VARIANTS, TrainConfig, load_params
+from pipeline.params import LESSON_VARIANTS, VARIANTS, TrainConfig, load_params, variant_configs
+from pipeline.search import beam_search, greedy
 from pipeline.train import (
+    CapturedSteps,
+    bucket,
+    check_precision,
     fit,
     loss_backward,
     make_optimizer,
     pad_batch,
     restore_optimizer,
+    restore_rng,
+    rng_state,
     set_lr,
     train_step,
 )
@@ -153,14 +161,43 @@ def test_counted_as_cuda_a_gru_call_and_a_dropout_are_one_op_each() -> None:
     assert plain.count > 2  # the CPU's way: draw, scale, multiply
 
 
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
 @pytest.mark.parametrize("variant", LESSON_VARIANTS)  # the reference is the lesson's GRU loop
 def test_the_captured_step_dispatches_no_more_ops_than_the_reference(variant: str) -> None:
-    """The issue's measure of a step's kernels on a GPU (benchmarks/gpu_check.py prints the
-    table): the project's step, as a graph captures it, against the lesson-style reference,
-    at the lesson's lengths, with the variant's params."""
-    c = count_ops(load_params(Path(__file__).resolve().parents[1] / "params.yaml"), variant)
-    assert c["bad"] == []
-    assert c["project"]["step"] <= c["reference"]["step"], c
+    """A step's kernels on a GPU as benchmarks/gpu_check.py counts them (BENCHMARKS.md says
+    how): the project's step as a graph captures the lesson's longest batch, in every forcing
+    mode the variant trains in, against the lesson-style reference at the same lengths."""
+    _, tcfg = variant_configs(PARAMS, variant)
+    for mode in forcing_modes(tcfg.teacher_forcing):
+        c = count_ops(PARAMS, variant, mode)
+        assert c["lengths"] == (30, 25) and c["bad"] == []  # the cap: captured as it is
+        assert c["project"]["step"] <= c["reference"]["step"], (mode, c)
+
+
+def test_a_shorter_batch_is_captured_padded_and_counted_so() -> None:
+    """29 x 21 is captured as 30 x 24 (bucket 4, not past the longest 30): the count is taken
+    on the padded step, which does more than the same step unpadded."""
+    padded = count_ops(PARAMS, "basic", "free", (29, 21))
+    plain = count_ops(PARAMS, "basic", "free", (29, 21), captured=False)
+    assert padded["lengths"] == (30, 24) and plain["lengths"] == (29, 21)
+    assert padded["project"]["step"] > plain["project"]["step"]
+    assert padded["reference"] == plain["reference"]  # the reference is never padded
+
+
+def test_buckets_round_up_but_not_past_the_longest_length() -> None:
+    assert [bucket(n, 4) for n in (1, 4, 5, 25, 30)] == [4, 4, 8, 28, 32]
+    assert [bucket(n, 4, cap=25) for n in (1, 21, 22, 25)] == [4, 24, 24, 25]
+    assert bucket(26, 4, cap=25) == 28  # longer than the cap (not training's data): as before
+
+
+def test_fit_caps_the_buckets_at_the_training_split_s_longest_lengths() -> None:
+    import pandas as pd
+
+    ids = pd.DataFrame({"fr_ids": [[5] * 6, [6] * 3], "en_ids": [[7] * 2, [8] * 5],
+                        "line": [0, 1]})
+    assert Split(ids).max_lengths() == (6, 5)
 
 
 def test_a_host_read_is_caught_by_the_spy() -> None:
@@ -171,11 +208,235 @@ def test_a_host_read_is_caught_by_the_spy() -> None:
     assert len(spy.bad) == 2
 
 
-def test_bf16_on_cuda_is_refused_with_one_line() -> None:
+def test_bf16_on_cuda_is_refused_for_the_gru_variants_with_the_reason() -> None:
     import pandas as pd
 
     ids = pd.DataFrame({"fr_ids": [[5, 6, 3]], "en_ids": [[7, 3]], "line": [0]})
     model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
-    with pytest.raises(PipelineError, match="train.precision: bf16 is refused on CUDA"):
+    with pytest.raises(PipelineError, match="train.precision: bf16 is refused on CUDA for a "
+                       "GRU model: cuDNN's RNNs autocast to fp16"):
         fit(model, Split(ids), Split(ids), TrainConfig(precision="bf16"), torch.device("cuda"),
             None, "fp")  # refused before anything touches the device
+    bf16 = TrainConfig(precision="bf16")
+    for variant in LESSON_VARIANTS:
+        with pytest.raises(PipelineError, match="bf16 is refused"):
+            check_precision(build_model(small_cfg(variant), SRC_V, TGT_V, EMB), bf16,
+                            torch.device("cuda"))
+    transformer = build_model(small_cfg("transformer"), SRC_V, TGT_V, EMB)
+    check_precision(transformer, bf16, torch.device("cuda"))  # no RNN: accepted
+    check_precision(model, TrainConfig(precision="fp32"), torch.device("cuda"))
+    check_precision(model, bf16, CPU)
+
+
+# --- the CUDA path's host side, on the CPU ---------------------------------------------------
+class FakeCuda:
+    """What CapturedSteps asks of torch.cuda, on the CPU: streams are names, the allocator's
+    routing of a stream's allocations to the graphs' pool is a flag, and a graph's capture can
+    be made to fail at capture_begin (after the routing began, as CUDA's does when
+    cudaStreamBeginCapture refuses) or in the step it records, with capture_end then failing
+    without ending the routing, as an invalidated capture does."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.current, self.routing, self.fail, self.capturing = "default", None, None, False
+        fake = self
+
+        class Stream:
+            def __init__(self, name: str = "side") -> None:
+                self.name = name
+
+            def wait_stream(self, other: object) -> None:
+                pass
+
+            def __eq__(self, other: object) -> bool:
+                return getattr(other, "name", None) == self.name
+
+        class StreamContext:
+            def __init__(self, stream: Stream) -> None:
+                self.stream = stream
+
+            def __enter__(self) -> None:
+                self.before, fake.current = fake.current, self.stream.name
+
+            def __exit__(self, *exc: object) -> None:
+                fake.current = self.before
+
+        class Graph:
+            def capture_begin(self, pool: object = None) -> None:
+                fake.routing = pool
+                if fake.fail == "begin":
+                    raise RuntimeError("CUDA error: operation not permitted (faked begin)")
+                fake.capturing = True
+
+            def capture_end(self) -> None:
+                fake.capturing = False
+                if fake.fail == "step":
+                    raise RuntimeError("CUDA error: capture invalidated (faked end)")
+                fake.routing = None
+
+            def replay(self) -> None:
+                raise AssertionError("no graph should be replayed in these tests")
+
+        def end_allocate(index: int, pool: object) -> None:
+            if fake.routing is None:
+                raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+            fake.routing = None
+
+        def set_stream(stream: Stream) -> None:
+            fake.current = stream.name
+
+        for name, value in {
+                "Stream": lambda device=None: Stream(), "stream": StreamContext,
+                "current_stream": lambda device=None: Stream(fake.current),
+                "default_stream": lambda device=None: Stream("default"),
+                "set_sync_debug_mode": lambda mode: None,
+                "set_stream": set_stream, "CUDAGraph": Graph,
+                "graph_pool_handle": lambda: (0, 7), "synchronize": lambda device=None: None,
+                "empty_cache": lambda: None, "memory_reserved": lambda device=None: 0,
+                "current_device": lambda: 0}.items():
+            monkeypatch.setattr(torch.cuda, name, value)
+        monkeypatch.setattr(torch._C, "_cuda_endAllocateToPool", end_allocate, raising=False)
+
+
+def no_dropout_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(small_cfg("all", emb_dropout=0.0, enc_dropout=0.0, dec_dropout=0.0,
+                                 out_dropout=0.0), SRC_V, TGT_V, EMB).train()
+
+
+@pytest.mark.parametrize("where", ["begin", "step"])
+def test_a_failed_capture_restores_the_stream_and_the_allocator_and_trains_eagerly(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, where: str) -> None:
+    fake = FakeCuda(monkeypatch)
+    fake.fail = where
+    real_loss_backward = pipeline.train.loss_backward
+
+    def refusing(*args: object, **kwargs: object) -> torch.Tensor:
+        if fake.capturing:  # what cuDNN does when it meets a sync inside a capture
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+        return real_loss_backward(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.train, "loss_backward", refusing)
+    cfg = TrainConfig(lr=1e-2, bucket=8, clip=1.0)
+    batches = [padded_batch(seed) for seed in range(4)]
+    force = FORCES["mixed"]
+
+    model = no_dropout_model()
+    opt = make_optimizer(model, cfg, CPU)
+    steps = CapturedSteps(model, opt, cfg, CPU, warmup=1)
+    for b in batches:  # warm-up, the capture that fails (then the step eagerly), eager, eager
+        steps(b, force)
+    assert fake.current == "default"  # the side stream is not left current
+    assert fake.routing is None       # allocations no longer go to the graphs' pool
+    assert steps.stats()["graphs"] == 0 and steps.stats()["failed_shapes"] == 1
+    out = capsys.readouterr().out
+    assert out.count("train: warning: capturing the step for shape") == 1
+    assert "that shape trains eagerly" in out
+
+    eager = no_dropout_model()
+    eager_opt = make_optimizer(eager, cfg, CPU)
+    for b in batches:
+        train_step(eager, pad_batch(b, 8, 8), eager_opt, cfg, CPU, static_force(force, 8))
+    for a, b in zip(model.parameters(), eager.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_gpu_check_s_correctness_sections_run_against_a_fake_cuda(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first GPU session has minutes: its sections' code runs here first, on the CPU, with
+    every capture refused (so nothing is half-run). The failed-capture section passes; the
+    captured = eager section reports the captures that fell back instead of passing."""
+    import gpu_check
+
+    fake = FakeCuda(monkeypatch)
+    fake.fail = "begin"
+    monkeypatch.setattr(gpu_check, "failures", [])
+    gpu_check.cuda_capture_failure(PARAMS, CPU)
+    assert gpu_check.failures == []
+    gpu_check.cuda_correctness(PARAMS, CPU)
+    assert len(gpu_check.failures) == 1
+    assert gpu_check.failures[0].startswith("captures failed and trained eagerly: ")
+
+
+def test_host_to_gpu_copies_go_through_pinned_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """to_device pins, then copies asynchronously: a copy from pageable memory waits for the
+    GPU (set_sync_debug_mode("error") raises on it). On the CPU it pins nothing."""
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "is_pinned", lambda self: False)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: calls.append("pin") or self)
+    real_to = torch.Tensor.to
+
+    def to(self: torch.Tensor, device: object, non_blocking: bool = False) -> torch.Tensor:
+        calls.append(("to", str(device), non_blocking))
+        return self if str(device).startswith("cuda") else real_to(self, device)
+
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    assert to_device([3, 4], torch.device("cuda")).tolist() == [3, 4]
+    assert calls == ["pin", ("to", "cuda", True)]
+    calls.clear()
+    to_device(torch.ones(2), CPU)
+    assert calls == [("to", "cpu", False)]
+
+
+def test_search_and_the_warm_up_make_no_tensor_on_a_device_from_python_values(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.tensor(values, device=...) copies from pageable memory: greedy's per-row limits,
+    beam search's kept rows and a captured step's forcing flags must go through to_device."""
+    FakeCuda(monkeypatch)
+    straight = []
+    real_tensor = torch.tensor
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        if kwargs.get("device") is not None:
+            straight.append(kwargs["device"])
+        return real_tensor(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "tensor", spy)
+    model = no_dropout_model().eval()
+    b = padded_batch(0)
+    greedy(model, b.src, b.src_len, [6, 3, 5, 6, 2])        # rows with their own limits
+    beam_search(model, b.src, b.src_len, [6, 3, 5, 6, 2], 3, 0.6, 2)
+    cfg = TrainConfig(lr=1e-3, bucket=8)
+    steps = CapturedSteps(model.train(), make_optimizer(model, cfg, CPU), cfg, CPU, warmup=5)
+    steps(b, FORCES["mixed"])  # the warm-up's eager step, forcing flags as a device tensor
+    assert straight == []
+
+
+def test_a_cpu_run_touches_no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batching and the RNG state of a CPU run on a machine with GPUs leave CUDA alone."""
+    def touched(*args: object, **kwargs: object) -> None:
+        raise AssertionError("CUDA touched in a CPU run")
+
+    for name in ("is_available", "get_rng_state_all", "get_rng_state", "set_rng_state",
+                 "set_rng_state_all", "device_count"):
+        monkeypatch.setattr(torch.cuda, name, touched)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", touched)
+    import pandas as pd
+
+    ids = pd.DataFrame({"fr_ids": [[5, 6, 3]] * 4, "en_ids": [[7, 3]] * 4, "line": range(4)})
+    split = Split(ids)
+    assert len(list(split.sortish(2, __import__("numpy").random.default_rng(0)))) == 2
+    split.batch([0, 1]).to(CPU)
+    state = rng_state(CPU)
+    assert set(state) == {"torch_rng"}
+    restore_rng({**state, "cuda_rng": [torch.zeros(3)]}, ONE, CPU)
+
+
+def test_resume_restores_this_gpu_s_rng_whatever_the_saving_machine_had(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint from a machine with more GPUs, or fewer, or one state per process."""
+    set_to = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device="cuda": set_to.append((int(state[0]), str(device))))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail(
+        "set_rng_state_all fails on a machine with fewer GPUs than the saving one"))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    cpu_rng = torch.get_rng_state()
+    three = {"torch_rng": cpu_rng, "cuda_rng": [torch.tensor([10]), torch.tensor([11]),
+                                                torch.tensor([12])]}  # an older checkpoint
+    restore_rng(three, ONE, torch.device("cuda", 1))      # fewer GPUs here: this one's state
+    restore_rng(three, ONE, torch.device("cuda"))         # the current device's
+    restore_rng({"torch_rng": cpu_rng, "cuda_rng": [torch.tensor([10])]}, ONE,
+                torch.device("cuda", 2))                  # more GPUs here than saved: skipped
+    restore_rng({"torch_rng": cpu_rng, "cuda_rng": torch.tensor([20])}, ONE,
+                torch.device("cuda", 0))                  # one state: this process's GPU
+    assert set_to == [(11, "cuda:1"), (10, "cuda"), (20, "cuda:0")]
