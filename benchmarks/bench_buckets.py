@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[1, 2, 4, 8])
     ap.add_argument("--batch-sizes", type=int, nargs="*", default=[16, 125])
     args = ap.parse_args()
-    train, _ = load_splits(args.ids)
+    train, _, _ = load_splits(args.ids)
     _, cfg = variant_configs(load_params("params.yaml"), args.variant)
     print(f"{len(train):,} training pairs, {args.variant}, {cfg.epochs} epochs")
     print("| forcing | batch | bucket | graphs | encoder steps | decoder steps |")

@@ -24,11 +24,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data import whole_validation  # noqa: E402
+from pipeline.data import whole_set  # noqa: E402
+from pipeline.files import read_json  # noqa: E402
 from pipeline.metrics import greedy_scores  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section  # noqa: E402
 from pipeline.search import OutputLimit  # noqa: E402
 from pipeline.train import fit, prepare  # noqa: E402
+from pipeline.truecase import truecaser  # noqa: E402
 
 # name: (model keys, train keys) laid over variants.transformer and these (what the runs of
 # 2026-12-01 shared, whatever params.yaml says now)
@@ -56,6 +58,8 @@ def main() -> None:
     ev = section(base, "evaluate", EvaluateParams)
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
     tokens = pd.read_parquet("data/interim/tokens.parquet").set_index("line")
+    questions = pd.read_parquet("data/interim/questions.parquet").set_index("line")
+    tc = truecaser(read_json("data/processed/truecase_en.json"))
     dev = torch.device("cpu")
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, {args.epochs} epochs each")
@@ -70,12 +74,12 @@ def main() -> None:
         over["train"] = {**over["train"], **BASE[1], **train_keys, "epochs": args.epochs}
         mcfg, tcfg, train, valid, vf, ve, model, _ = prepare(params, "transformer",
                                                              args.processed)
-        whole, refs, _ = whole_validation(valid, tokens, vf)
+        whole = whole_set(valid, tokens, questions, vf)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             out = fit(model, train, valid, tcfg, dev, Path(tmp) / "ckpt.pt", "sizes",
-                      score=lambda m, w=whole, r=refs, v=ve: greedy_scores(
-                          m, w, r, v, ev.batch_size, limit, dev))
+                      score=lambda m, w=whole, v=ve: greedy_scores(
+                          m, w, v, tc, ev.batch_size, limit, dev))
         seconds = (time.perf_counter() - t0) / out["epochs"]
         kept = out["history"][out["best_epoch"] - 1]
         n = sum(p.numel() for p in model.parameters())

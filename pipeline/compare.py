@@ -20,8 +20,8 @@ from pipeline.params import VARIANTS
 LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
           "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
           "all": (3.3242, None), "transformer": (None, None)}
-COLUMNS = ("experiment", "variant", "BLEU", "beam", "chrF", "beam", "val_loss",
-           "lesson_loss", "lesson's", "epochs", "train")
+COLUMNS = ("experiment", "variant", "test", "beam", "chrF", "valid", "beam", "tok",
+           "val_loss", "lesson's", "epochs", "train")
 
 
 def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, dict]]:
@@ -94,10 +94,10 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
                 not (Path(models) / variant / "model.pt").exists():
             star, marked = "*", True
         lesson = LESSON[variant][0]
-        body.append((name[:18] + star, variant, num(m, "val_bleu", ".1f"),
-                     num(m, "val_bleu_beam", ".1f"), num(m, "val_chrf", ".1f"),
-                     num(m, "val_chrf_beam", ".1f"), num(m, "val_loss", ".3f"),
-                     num(m, "val_loss_lesson", ".3f"),
+        body.append((name[:18] + star, variant, num(m, "test_bleu", ".1f"),
+                     num(m, "test_bleu_beam", ".1f"), num(m, "test_chrf", ".1f"),
+                     num(m, "val_bleu", ".1f"), num(m, "val_bleu_beam", ".1f"),
+                     num(m, "val_bleu_tok", ".1f"), num(m, "val_loss", ".3f"),
                      "-" if lesson is None else f"{lesson:.3f}",
                      epochs(m),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
@@ -107,10 +107,11 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
            for i in range(len(COLUMNS))]
     lines = ["  ".join(f(c, w) for f, c, w in zip(fmt, row, widths)) for row in [COLUMNS, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = ["BLEU, chrF: greedy search, each followed by beam search (sacreBLEU on tokens).",
-             "lesson_loss: the lesson's loss definition; lesson's: the lesson notebook's",
-             "figure on Giga-fren. epochs: trained, or kept/trained when train.keep kept",
-             "an earlier epoch."]
+    notes = ["test, valid: BLEU of greedy search, then beam search, and test chrF: sacreBLEU's",
+             "defaults on the printed text against the original English; tok: the lesson's",
+             "BLEU on lowercased tokens (valid, greedy). A test of - : no test set (the",
+             "lesson's split). lesson's: the lesson notebook's val_loss on Giga-fren.",
+             "epochs: trained, or kept/trained when train.keep kept an earlier epoch."]
     if marked:
         notes.append("* committed metrics: that variant was not trained in this workspace.")
     return "\n".join(lines + [""] + notes)

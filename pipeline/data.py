@@ -93,20 +93,35 @@ class Split:
             yield self.batch(idx[i:i + batch_size])
 
 
-def load_splits(path: str) -> tuple[Split, Split]:
+SETS = ("train", "valid", "test")
+
+
+def load_splits(path: str) -> tuple[Split, Split, Split]:
+    """The training, validation and test pairs of the ids table (the lesson's split has no
+    test pairs: that Split is empty)."""
     ids = pd.read_parquet(path)
-    return (Split(ids[ids["split"] == "train"].reset_index(drop=True)),
-            Split(ids[ids["split"] == "valid"].reset_index(drop=True)))
+    return tuple(Split(ids[ids["split"] == name].reset_index(drop=True)) for name in SETS)
 
 
-def whole_validation(valid: Split, tokens: pd.DataFrame, vocab_fr: list[str]
-                     ) -> tuple[Split, list[str], list[list[str]]]:
-    """The validation pairs as evaluation scores them: the full tokenized sources (not the
-    ids cut at the length percentile for training) as a Split, the references (full English
-    tokens, space-joined) and the source tokens. `tokens` is tokens.parquet indexed by line."""
-    sources = [list(tokens.at[line, "fr_tokens"]) for line in valid.lines]
-    refs = [" ".join(tokens.at[line, "en_tokens"]) for line in valid.lines]
+@dataclass
+class WholeSet:
+    """A set as evaluation scores it: its sources whole (the full tokenized sentences, not the
+    ids cut at the length percentile for training) as a Split, the references as space-joined
+    tokens (the lesson's BLEU) and as the original English sentences (standard BLEU on the
+    text translate prints), and the source tokens."""
+
+    split: Split
+    token_refs: list[str]
+    text_refs: list[str]
+    sources: list[list[str]]
+
+
+def whole_set(pairs: Split, tokens: pd.DataFrame, questions: pd.DataFrame,
+              vocab_fr: list[str]) -> WholeSet:
+    """`tokens` is tokens.parquet and `questions` questions.parquet, each indexed by line."""
+    sources = [list(tokens.at[line, "fr_tokens"]) for line in pairs.lines]
     stoi = {w: i for i, w in enumerate(vocab_fr)}
     whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi) for t in sources],
-                                "en_ids": [list(t) for t in valid.tgt], "line": valid.lines}))
-    return whole, refs, sources
+                                "en_ids": [list(t) for t in pairs.tgt], "line": pairs.lines}))
+    return WholeSet(whole, [" ".join(tokens.at[line, "en_tokens"]) for line in pairs.lines],
+                    [str(questions.at[line, "en"]) for line in pairs.lines], sources)

@@ -48,6 +48,15 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def write_lines(path: str | Path, lines: list[str]) -> None:
+    """One line each, UTF-8, LF: what `sacrebleu REF < HYP` reads. A line holding a newline
+    would shift every line after it, so it is refused."""
+    if any("\n" in line or "\r" in line for line in lines):
+        raise PipelineError(f"{path}: a line to write holds a line break")
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
 def write_parquet(path: str | Path, df: Any) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)

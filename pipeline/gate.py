@@ -19,8 +19,9 @@ from pathlib import Path
 from pipeline.files import PipelineError, read_json, write_json
 from pipeline.params import load_params
 
-HIGHER_IS_BETTER = {"val_bleu", "val_bleu_beam", "val_chrf", "val_chrf_beam"}
-LOWER_IS_BETTER = {"val_loss", "val_loss_lesson"}
+HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
+                    for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
+LOWER_IS_BETTER = {"val_loss", "val_loss_lesson", "test_loss"}
 TRACKED = HIGHER_IS_BETTER | LOWER_IS_BETTER
 MADE_ON = "_made_on"  # the baseline's one key that is not a variant: the machine it came from
 PIN_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # what ci/isa.env sets

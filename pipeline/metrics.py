@@ -1,14 +1,24 @@
-"""Evaluation metrics: the lesson's validation loss, ours, and sacreBLEU's BLEU and chrF."""
+"""Evaluation metrics: the lesson's validation loss, ours, and sacreBLEU's BLEU and chrF.
+
+BLEU and chrF come two ways. The primary figures score the text a user reads (what
+`fren-nmt translate` prints: detokenized, truecased) against the original English sentences
+with sacreBLEU's defaults (13a tokenization, cased), the BLEU everyone else reports. The
+lesson-faithful figures (`*_tok`) score the lowercased model tokens against the tokenized
+references, sacreBLEU with tokenize='none', as the lesson's BLEU on tokens did.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import sacrebleu
 import torch
 
-from pipeline.data import Split
+from pipeline.data import Split, WholeSet
 from pipeline.decoder import Model
 from pipeline.search import OutputLimit, translate_split
 from pipeline.train import seq_loss
+from pipeline.translate import to_text
 from pipeline.vocab import ids_to_tokens
 
 
@@ -26,9 +36,11 @@ def lesson_val_loss(model: Model, valid: Split, batch_size: int, device: torch.d
     return (total / batches).item()  # one read from the device, at the end
 
 
-def bleu(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
-    """Corpus BLEU of space-joined tokens (tokenize='none'), and sacreBLEU's signature."""
-    metric = sacrebleu.BLEU(tokenize="none")
+def bleu(hypotheses: list[str], references: list[str], tokenized: bool = False
+         ) -> tuple[float, str]:
+    """Corpus BLEU and sacreBLEU's signature: of text with sacreBLEU's defaults (13a, cased),
+    or of space-joined tokens as they are (tokenized: tokenize='none')."""
+    metric = sacrebleu.BLEU(tokenize="none") if tokenized else sacrebleu.BLEU()
     score = metric.corpus_score(hypotheses, [references])
     return float(score.score), str(metric.get_signature())
 
@@ -42,21 +54,53 @@ def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
     return float(score.score), str(metric.get_signature())
 
 
-def translate_text(model: Model, whole: Split, vocab_en: list[str], batch_size: int,
-                   limit: OutputLimit, device: torch.device, beam_size: int = 1,
-                   alpha: float = 0.0) -> list[str]:
-    """Every source of the split translated (greedy, or beam search), as space-joined tokens."""
+def translate_tokens(model: Model, whole: Split, vocab_en: list[str], batch_size: int,
+                     limit: OutputLimit, device: torch.device, beam_size: int = 1,
+                     alpha: float = 0.0) -> list[list[str]]:
+    """Every source of the split translated (greedy, or beam search), as output tokens."""
     ids = translate_split(model, whole, batch_size, limit, device, beam_size, alpha)
-    return [" ".join(ids_to_tokens(h, vocab_en)) for h in ids]
+    return [ids_to_tokens(h, vocab_en) for h in ids]
 
 
-def greedy_scores(model: Model, whole: Split, refs: list[str], vocab_en: list[str],
+@dataclass
+class Outputs:
+    """One search's translations of a set: the tokens joined (the lesson's BLEU) and the text
+    translate prints (standard BLEU)."""
+
+    tokens: list[str]
+    text: list[str]
+
+
+def outputs_of(hypotheses: list[list[str]], tc) -> Outputs:  # noqa: ANN001 - MosesTruecaser
+    return Outputs([" ".join(h) for h in hypotheses], [to_text(h, tc) for h in hypotheses])
+
+
+def scores(out: Outputs, whole: WholeSet, suffix: str = "") -> dict[str, float]:
+    """bleu, chrf (the text against the original English) and bleu_tok, chrf_tok (the tokens
+    against the tokenized references), with `suffix` after each name ("_beam")."""
+    return {f"bleu{suffix}": bleu(out.text, whole.text_refs)[0],
+            f"chrf{suffix}": chrf(out.text, whole.text_refs)[0],
+            f"bleu_tok{suffix}": bleu(out.tokens, whole.token_refs, tokenized=True)[0],
+            f"chrf_tok{suffix}": chrf(out.tokens, whole.token_refs)[0]}
+
+
+def signatures(out: Outputs, whole: WholeSet) -> dict[str, str]:
+    """sacreBLEU's signature of each figure, as the metrics record them (sacreBLEU makes one
+    once it has scored: it holds the number of references)."""
+    return {"bleu_signature": bleu(out.text, whole.text_refs)[1],
+            "chrf_signature": chrf(out.text, whole.text_refs)[1],
+            "bleu_tok_signature": bleu(out.tokens, whole.token_refs, tokenized=True)[1]}
+
+
+def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], tc,  # noqa: ANN001
                   batch_size: int, limit: OutputLimit, device: torch.device
                   ) -> dict[str, float]:
     """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole
-    validation sources, data.whole_validation): what train.keep reads after every epoch."""
-    hyps = translate_text(model, whole, vocab_en, batch_size, limit, device)
-    return {"val_bleu": bleu(hyps, refs)[0], "val_chrf": chrf(hyps, refs)[0]}
+    validation sources, standard BLEU on the printed text): what train.keep reads after every
+    epoch."""
+    hyps = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device)
+    s = scores(outputs_of(hyps, tc), whole)
+    return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
 
 
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15), (16, 20), (21, 30), (31, 10**9))

@@ -50,8 +50,22 @@ class TokenizeParams:
 class VocabParams:
     max_size: int = 40000
     max_len_percentile: float = 99
+    split: str = "grouped"
     valid_fraction: float = 0.1
+    test_fraction: float = 0.1
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.split not in ("grouped", "lesson"):
+            raise PipelineError(f"vocab.split: {self.split!r} is not grouped or lesson")
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise PipelineError(f"vocab.{name}: {value} is not in [0, 1)")
+        if self.split == "grouped" and self.valid_fraction + self.test_fraction >= 1:
+            raise PipelineError(f"vocab.valid_fraction + vocab.test_fraction = "
+                                f"{self.valid_fraction + self.test_fraction} leaves no training "
+                                "pairs")
 
 
 @dataclass

@@ -617,7 +617,7 @@ def prepare(params: dict, variant: str, processed: str | Path):
     for f in files:
         if not f.exists():
             raise PipelineError(f"{f}: missing; run `dvc repro embeddings` first")
-    train, valid = load_splits(str(files[0]))
+    train, valid, _ = load_splits(str(files[0]))  # the test set is for evaluate alone
     vocab_fr = read_json(processed / "vocab_fr.json")
     vocab_en = read_json(processed / "vocab_en.json")
     emb_fr, emb_en = (torch.from_numpy(np.load(f)) for f in files[1:])

@@ -8,20 +8,32 @@ import pandas as pd
 from pipeline.download import fetch, is_url
 from pipeline.embeddings import build_matrix, read_vectors, train_vectors
 from pipeline.files import read_json, run_main, write_json, write_npy
-from pipeline.params import EmbeddingsParams, load_params, section
+from pipeline.params import EmbeddingsParams, VocabParams, load_params, section
 
 TOKENS = "data/interim/tokens.parquet"
+IDS = "data/processed/ids.parquet"
 VOCAB = "data/processed/vocab_{lang}.json"
 OUT = "data/processed/emb_{lang}.npy"
 METRICS = "metrics/embeddings.json"
 EXTERNAL = Path("data/external")  # downloaded vectors, kept between runs (not a DVC output)
 
 
-def vectors_for(p: EmbeddingsParams, lang: str, words: set[str]) -> dict[str, np.ndarray]:
+def training_tokens(split: str) -> pd.DataFrame:
+    """The tokenized pairs trained vectors learn from: under vocab.split grouped the training
+    pairs alone (no validation or test sentence shapes them), under lesson every pair."""
+    tokens = pd.read_parquet(TOKENS)
+    if split == "lesson":
+        return tokens
+    ids = pd.read_parquet(IDS, columns=["line", "split"])
+    return tokens[tokens["line"].isin(ids.loc[ids["split"] == "train", "line"])]
+
+
+def vectors_for(p: EmbeddingsParams, lang: str, words: set[str], split: str
+                ) -> dict[str, np.ndarray]:
     if p.source == "random":
         return {}
     if p.source == "train":
-        return train_vectors(pd.read_parquet(TOKENS)[f"{lang}_tokens"], p.dim, p.train)
+        return train_vectors(training_tokens(split)[f"{lang}_tokens"], p.dim, p.train)
     location = p.pretrained[lang]
     path = Path(location)
     if is_url(location):
@@ -32,11 +44,13 @@ def vectors_for(p: EmbeddingsParams, lang: str, words: set[str]) -> dict[str, np
 
 
 def main() -> None:
-    p: EmbeddingsParams = section(load_params(), "embeddings", EmbeddingsParams)
+    params = load_params()
+    p: EmbeddingsParams = section(params, "embeddings", EmbeddingsParams)
+    split = section(params, "vocab", VocabParams).split
     coverage = {"source": p.source, "dim": p.dim}
     for lang in ("fr", "en"):
         itos = read_json(VOCAB.format(lang=lang))
-        matrix, cov = build_matrix(itos, vectors_for(p, lang, set(itos)), p.dim)
+        matrix, cov = build_matrix(itos, vectors_for(p, lang, set(itos), split), p.dim)
         write_npy(OUT.format(lang=lang), matrix)
         coverage[lang] = cov
         print(f"embeddings: {lang} {cov['with_vector']:,} of {cov['words']:,} words have a "

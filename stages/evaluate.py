@@ -1,4 +1,6 @@
-"""Stage evaluate@VARIANT: losses, greedy and beam BLEU, samples and attention heatmaps."""
+"""Stage evaluate@VARIANT: losses, and BLEU and chrF of greedy and beam search on the
+validation and test sets, both the standard figures (the printed text against the original
+English) and the lesson's (tokens); the translations that were scored, samples, heatmaps."""
 
 import sys
 import time
@@ -7,17 +9,26 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.data import load_splits, pad, whole_validation
-from pipeline.files import read_json, run_main, write_json
-from pipeline.metrics import bleu, bleu_by_length, chrf, lesson_val_loss, translate_text
-from pipeline.modeldir import load_model_dir
+from pipeline.data import load_splits, pad, whole_set
+from pipeline.files import read_json, run_main, write_json, write_lines
+from pipeline.metrics import (
+    bleu_by_length,
+    lesson_val_loss,
+    outputs_of,
+    scores,
+    signatures,
+    translate_tokens,
+)
+from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
 from pipeline.search import OutputLimit, greedy
 from pipeline.train import pick_device, set_threads, validation_loss
+from pipeline.truecase import truecaser
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"
+QUESTIONS = "data/interim/questions.parquet"  # the original English, for standard BLEU
 MODELS = Path("models")
 METRICS = "metrics/{variant}.json"
 REPORTS = Path("reports")
@@ -33,30 +44,43 @@ def main() -> None:
     if device.type == "cuda":  # the GPU this variant trained on (train.first_gpu)
         device = torch.device("cuda", tcfg.first_gpu)
     model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
-    _, valid = load_splits(IDS)
-    # Translated and scored whole: the sources and references are the full tokenized
-    # sentences, not the ids cut at the length percentile for training (the losses use those).
-    whole, refs, sources = whole_validation(
-        valid, pd.read_parquet(TOKENS).set_index("line"), vocab_fr)
+    tc = truecaser(read_json(MODELS / variant / TRUECASE_FILE))
+    _, valid, test = load_splits(IDS)
+    tokens = pd.read_parquet(TOKENS).set_index("line")
+    questions = pd.read_parquet(QUESTIONS).set_index("line")
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
-    outputs, seconds = {}, {}
-    for name, beam in (("greedy", 1), ("beam", ev.beam_size)):
-        t0 = time.perf_counter()
-        outputs[name] = translate_text(model, whole, vocab_en, ev.batch_size, limit, device,
-                                       beam, ev.alpha)
-        seconds[name] = time.perf_counter() - t0
-    score, signature = bleu(outputs["greedy"], refs)
-    chrf_greedy, chrf_signature = chrf(outputs["greedy"], refs)
+    out = REPORTS / variant
+    (out / "translations").mkdir(parents=True, exist_ok=True)
+    metrics: dict = {"val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
+                     "val_loss": validation_loss(model, valid, ev.batch_size, device)}
+    seconds, texts = {}, {}
+    for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
+        if not len(pairs):
+            metrics["test_set"] = "none: vocab.split lesson has no test set"
+            continue
+        # Translated and scored whole: the full tokenized sources, not the ids cut at the
+        # length percentile for training (the losses use those).
+        whole = whole_set(pairs, tokens, questions, vocab_fr)
+        write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
+        for search, beam in (("greedy", 1), ("beam", ev.beam_size)):
+            t0 = time.perf_counter()
+            hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size,
+                                               limit, device, beam, ev.alpha), tc)
+            seconds[f"{name}_{search}"] = time.perf_counter() - t0
+            found = scores(hyps, whole, "" if search == "greedy" else "_beam")
+            metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
+            if (name, search) == ("valid", "greedy"):
+                sigs = signatures(hyps, whole)
+            write_lines(out / "translations" / f"{name}.{search}.txt", hyps.text)
+            texts[name, search] = hyps.text
+        metrics[f"{prefix}_sentences"] = len(pairs)
+        if name == "valid":
+            scored_valid = whole
+        else:
+            metrics["test_loss"] = validation_loss(model, test, ev.batch_size, device)
     trained = read_json(MODELS / variant / "train.json")
-    metrics = {
-        "val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
-        "val_loss": validation_loss(model, valid, ev.batch_size, device),
-        "val_bleu": score,
-        "val_bleu_beam": bleu(outputs["beam"], refs)[0],
-        "bleu_signature": signature,
-        "val_chrf": chrf_greedy,
-        "val_chrf_beam": chrf(outputs["beam"], refs)[0],
-        "chrf_signature": chrf_signature,
+    metrics.update({
+        **sigs,
         "beam": {"size": ev.beam_size, "alpha": ev.alpha},
         "epochs": trained["epochs"],
         "best_epoch": trained["best_epoch"],  # whose weights these are (train.keep)
@@ -64,23 +88,27 @@ def main() -> None:
         "keep": trained["keep"],
         "stopped_early": trained["stopped_early"],
         "train_seconds": round(trained["seconds"], 1),
-        "decode_sentences_per_second": {k: round(len(valid) / v, 1) for k, v in seconds.items()},
-        "bleu_by_source_length": bleu_by_length([len(t) for t in sources], outputs, refs),
-    }
+        "decode_sentences_per_second": {
+            search: round(len(valid) / seconds[f"valid_{search}"], 1)
+            for search in ("greedy", "beam")},
+        "bleu_by_source_length": bleu_by_length(
+            [len(t) for t in scored_valid.sources],
+            {s: texts["valid", s] for s in ("greedy", "beam")}, scored_valid.text_refs),
+    })
     write_json(METRICS.format(variant=variant), metrics)
     print(f"evaluate@{variant}: " + ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
 
-    out = REPORTS / variant
-    out.mkdir(parents=True, exist_ok=True)
-    srcs = [" ".join(t) for t in sources]
-    samples = pd.DataFrame({"source": srcs, "reference": refs, "greedy": outputs["greedy"],
-                            "beam": outputs["beam"]})
+    srcs = [" ".join(t) for t in scored_valid.sources]
+    samples = pd.DataFrame({"source": srcs, "reference": scored_valid.text_refs,
+                            "greedy": texts["valid", "greedy"],
+                            "beam": texts["valid", "beam"]})
     samples.head(ev.samples).to_csv(out / "samples.tsv", sep="\t", index=False)
     heatmaps = out / "attention"  # a DVC plots folder; empty for variants without attention
     heatmaps.mkdir(exist_ok=True)
     for old in heatmaps.glob("*.png"):
         old.unlink()
+    whole = scored_valid.split
     if model.attends:
         for k in range(min(ev.heatmaps, len(valid))):
             src, src_len = pad([whole.src[k]])

@@ -12,7 +12,7 @@ import torch
 from dvclive import Live
 
 from pipeline import distributed
-from pipeline.data import whole_validation
+from pipeline.data import whole_set
 from pipeline.decoder import Model
 from pipeline.files import read_json, run_main
 from pipeline.metrics import greedy_scores
@@ -20,10 +20,12 @@ from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_d
 from pipeline.params import EvaluateParams, TokenizeParams, load_params, section, variant_configs
 from pipeline.search import OutputLimit
 from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare, set_threads
+from pipeline.truecase import truecaser
 
 PROCESSED = "data/processed"
 TRUECASE = "data/processed/truecase_en.json"  # stage truecase
 TOKENS = "data/interim/tokens.parquet"  # the whole validation sentences, for the scores
+QUESTIONS = "data/interim/questions.parquet"  # and their original English
 MODELS = Path("models")
 CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed run
 
@@ -51,12 +53,13 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
     # val_bleu and val_chrf after every epoch, as the evaluate stage scores them (fit calls
     # this in the first process only and hands the scores to the others)
-    whole, refs, _ = whole_validation(valid, pd.read_parquet(TOKENS).set_index("line"),
-                                      vocab_fr)
+    whole = whole_set(valid, pd.read_parquet(TOKENS).set_index("line"),
+                      pd.read_parquet(QUESTIONS).set_index("line"), vocab_fr)
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    tc = truecaser(read_json(TRUECASE))
 
     def score(m: Model) -> dict[str, float]:
-        return greedy_scores(m, whole, refs, vocab_en, ev.batch_size, limit, device)
+        return greedy_scores(m, whole, vocab_en, tc, ev.batch_size, limit, device)
     if world.size > 1 and tcfg.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))
     # These change speed, not what is learned: a resume may change them.

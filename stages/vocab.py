@@ -1,25 +1,38 @@
-"""Stage vocab: vocabularies (JSON), token ids and the train/valid split (Parquet)."""
+"""Stage vocab: the split (train, valid, test), vocabularies (JSON), token ids (Parquet), and
+the data report (metrics/data.json: sizes, duplicates, what valid and test share with train)."""
 
 import pandas as pd
 
-from pipeline.files import run_main, write_json, write_parquet
+from pipeline.files import read_json, run_main, write_json, write_parquet
 from pipeline.params import VocabParams, load_params, section
-from pipeline.vocab import build_ids
+from pipeline.vocab import build_ids, data_report
 
 IN = "data/interim/tokens.parquet"
 OUT_DIR = "data/processed"
 METRICS = "metrics/vocab.json"
+REPORT = "metrics/data.json"
+STAGES = {"corpus_lines": ("metrics/filter.json", "lines_read"),
+          "filtered": ("metrics/filter.json", "pairs_kept"),
+          "tokenized": ("metrics/tokenize.json", "pairs_kept")}
 
 
 def main() -> None:
     p: VocabParams = section(load_params(), "vocab", VocabParams)
-    vocabs, ids, stats = build_ids(pd.read_parquet(IN), p)
+    tokens = pd.read_parquet(IN)
+    vocabs, ids, stats = build_ids(tokens, p)
     for lang, itos in vocabs.items():
         write_json(f"{OUT_DIR}/vocab_{lang}.json", itos)
     write_parquet(f"{OUT_DIR}/ids.parquet", ids)
     write_json(METRICS, stats)
+    report = data_report(tokens, ids["split"].to_numpy())
+    stages = {k: read_json(path)[key] for k, (path, key) in STAGES.items()}
+    write_json(REPORT, {"split": p.split, "stages": stages, **report})
+    valid = report["valid_overlap"]
     print(f"vocab: fr {stats['fr_vocab_size']:,} en {stats['en_vocab_size']:,} tokens; "
-          f"{stats['train_pairs']:,} train / {stats['valid_pairs']:,} valid pairs")
+          f"{p.split} split: {stats['train_pairs']:,} train / {stats['valid_pairs']:,} valid / "
+          f"{stats['test_pairs']:,} test pairs; {valid['en_in_train']:.1%} of validation "
+          "references are training targets"
+          + ("" if stats["test_pairs"] else " (the lesson's split has no test set)"))
 
 
 if __name__ == "__main__":

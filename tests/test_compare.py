@@ -9,7 +9,8 @@ from pathlib import Path
 from pipeline.compare import LESSON, _exp_rows, format_table, from_folder
 
 METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_chrf": 71.04, "val_chrf_beam": 71.96,
-           "val_loss": 1.3331,
+           "val_bleu_tok": 50.44, "test_bleu": 30.15, "test_bleu_beam": 31.26,
+           "test_chrf": 52.5, "val_loss": 1.3331,
            "val_loss_lesson": 3.848, "epochs": 12, "train_seconds": 252.0}
 
 
@@ -33,11 +34,11 @@ def test_rows_from_dvc_exp_show_json(tmp_path: Path) -> None:
     table = format_table(rows, models=tmp_path)
     lines = table.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[0].split() == ["experiment", "variant", "BLEU", "beam", "chrF", "beam",
-                                "val_loss", "lesson_loss", "lesson's", "epochs", "train"]
-    assert lines[2].split() == ["workspace", "basic", "54.2", "55.0", "71.0", "72.0", "1.333",
-                                "3.848",
-                                f"{LESSON['basic'][0]:.3f}", "12", "4.2", "min"]
+    assert lines[0].split() == ["experiment", "variant", "test", "beam", "chrF", "valid",
+                                "beam", "tok", "val_loss", "lesson's", "epochs", "train"]
+    assert lines[2].split() == ["workspace", "basic", "30.1", "31.3", "52.5", "54.2", "55.0",
+                                "50.4", "1.333", f"{LESSON['basic'][0]:.3f}", "12", "4.2",
+                                "min"]
     assert lines[3].startswith("workspace*")  # all: no model here, committed metrics
     assert lines[4].split()[:2] == ["main", "basic"] and lines[5].startswith("quick-try")
     assert len([line for line in lines if line.startswith("quick-try")]) == 1
@@ -59,11 +60,12 @@ def test_the_kept_epoch_shows_when_it_is_not_the_last(tmp_path: Path) -> None:
     (tmp_path / "basic.json").write_text(json.dumps({**METRICS, "best_epoch": 9}))
     (tmp_path / "bidir.json").write_text(json.dumps({**METRICS, "best_epoch": 12}))
     lines = format_table(from_folder(tmp_path)).splitlines()
-    assert lines[2].split()[9] == "9/12" and lines[3].split()[9] == "12"
+    assert lines[2].split()[10] == "9/12" and lines[3].split()[10] == "12"
 
 
 def test_rows_from_a_folder(tmp_path: Path) -> None:
     (tmp_path / "bidir.json").write_text(json.dumps({"val_bleu": 12.5}))
     rows = from_folder(tmp_path)
     assert [(v, m["val_bleu"]) for _, v, m in rows] == [("bidir", 12.5)]
-    assert format_table(rows).splitlines()[2].split()[2:4] == ["12.5", "-"]
+    # the lesson's split: no test set, so no test figures
+    assert format_table(rows).splitlines()[2].split()[2:7] == ["-", "-", "-", "12.5", "-"]

@@ -31,7 +31,17 @@ from pipeline.embeddings import build_matrix, read_vectors, train_vectors
 from pipeline.files import PipelineError
 from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
 from pipeline.tokenize import tokenize, tokenize_pairs
-from pipeline.vocab import EOS, UNK, build_ids, build_vocab, split_mask
+from pipeline.vocab import (
+    EOS,
+    UNK,
+    build_ids,
+    build_vocab,
+    data_report,
+    groups,
+    side_key,
+    split_mask,
+    split_of,
+)
 
 EN_RX, FR_RX = r"^(Wh[^?.!]+\?)", r"^([^?.!]+\?)"
 
@@ -307,7 +317,8 @@ def test_vocab_specials_order_and_unknowns() -> None:
     assert itos == ["_bos_", "_pad_", "_eos_", "_unk", "a", "b"]
     tokens = pd.DataFrame({"fr_tokens": [["a", "b", "a"], ["c", "a", "b"]] * 5,
                            "en_tokens": [["x"], ["y", "x"]] * 5, "line": range(10)})
-    vocabs, ids, stats = build_ids(tokens, VocabParams(max_size=2, max_len_percentile=100))
+    vocabs, ids, stats = build_ids(tokens, VocabParams(max_size=2, max_len_percentile=100,
+                                                       split="lesson"))
     assert list(ids["fr_ids"][1]) == [UNK, 4, 5, EOS]
     assert list(ids["en_ids"][0]) == [4, EOS]
     assert stats["fr_unk_tokens"] == 5
@@ -316,7 +327,7 @@ def test_vocab_specials_order_and_unknowns() -> None:
 def test_vocab_truncates_at_percentile() -> None:
     tokens = pd.DataFrame({"fr_tokens": [["a"] * n for n in range(1, 101)],
                            "en_tokens": [["b"]] * 100, "line": range(100)})
-    _, ids, stats = build_ids(tokens, VocabParams(max_len_percentile=50))
+    _, ids, stats = build_ids(tokens, VocabParams(max_len_percentile=50, split="lesson"))
     assert stats["fr_max_len"] == int(np.percentile(np.arange(2, 102), 50))
     assert max(len(s) for s in ids["fr_ids"]) == stats["fr_max_len"]
 
@@ -325,6 +336,89 @@ def test_split_is_the_lessons() -> None:
     np.random.seed(42)
     expected = np.random.rand(1000) > 0.1
     assert (split_mask(1000, 0.1, 42) == expected).all()
+    tokens = pd.DataFrame({"fr_tokens": [["f", str(i)] for i in range(1000)],
+                           "en_tokens": [["e", str(i % 7)] for i in range(1000)],
+                           "line": range(1000)})
+    lesson = split_of(tokens, VocabParams(split="lesson"))
+    assert (lesson == np.where(expected, "train", "valid")).all()  # no test set
+
+
+def _repeated_sides(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Our own corpus that repeats sides as Tatoeba does: an English sentence with several
+    French translations, a French one with several English, chains of both (pair k shares its
+    English or its French with pair k-1 of its cluster), and exact duplicates."""
+    rnd = random.Random(seed)
+    en, fr = [], []
+    while len(en) < n:
+        c = len(en)
+        e, f = f"e{c}", f"f{c}"
+        for k in range(rnd.randint(1, 5)):
+            if k:
+                roll = rnd.random()
+                if roll < 0.45:
+                    f = f"f{c}.{k}"  # the same English, another French
+                elif roll < 0.9:
+                    e = f"e{c}.{k}"  # the same French, another English
+            en.append(["what", "is", e, "?"])
+            fr.append(["qu'", "est", f, "?"])
+    return pd.DataFrame({"fr_tokens": fr[:n], "en_tokens": en[:n], "line": range(1, n + 1)})
+
+
+def test_the_grouped_split_shares_no_sentence_between_sets() -> None:
+    tokens = _repeated_sides()
+    split = split_of(tokens, VocabParams())
+    report = data_report(tokens, split)
+    for name in ("valid", "test"):
+        assert report[f"{name}_overlap"] == {"en_in_train": 0.0, "fr_in_train": 0.0,
+                                             "either_in_train": 0.0, "pair_in_train": 0.0}
+    en = [side_key(t) for t in tokens["en_tokens"]]
+    fr = [side_key(t) for t in tokens["fr_tokens"]]
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        for side in (en, fr):
+            assert not {k for k, s in zip(side, split) if s == a} & \
+                {k for k, s in zip(side, split) if s == b}
+    # the lesson's random split of the same pairs leaks: that is what the report is for
+    lesson = data_report(tokens, split_of(tokens, VocabParams(split="lesson")))
+    assert lesson["valid_overlap"]["en_in_train"] > 0.5 and lesson["test_overlap"] is None
+    assert report["pairs"]["train"] + report["pairs"]["valid"] + report["pairs"]["test"] == 3000
+    assert report["duplicate_pairs"] == 3000 - report["distinct"]["pairs"] > 0
+    assert 1 < report["largest_group"] <= 5 and report["groups"] < 3000
+
+
+def test_the_grouped_split_is_seeded_and_stable_when_the_corpus_grows() -> None:
+    tokens = _repeated_sides()
+    split = split_of(tokens, VocabParams())
+    assert (split == split_of(tokens, VocabParams())).all()  # deterministic
+    assert (split != split_of(tokens, VocabParams(seed=7))).any()
+    sizes = {name: (split == name).mean() for name in ("valid", "test")}
+    assert 0.03 < sizes["valid"] < 0.2 and 0.03 < sizes["test"] < 0.2  # groups, not pairs
+    # new pairs with sentences of their own: no old pair changes its set
+    more = pd.DataFrame({"fr_tokens": [["nouveau", str(i)] for i in range(500)],
+                         "en_tokens": [["new", str(i)] for i in range(500)],
+                         "line": range(5000, 5500)})
+    grown = split_of(pd.concat([tokens, more], ignore_index=True), VocabParams())
+    assert (grown[:3000] == split).all()
+
+
+def test_groups_are_the_connected_components_of_shared_sides() -> None:
+    # 0-1 share English, 1-2 share French, 3 alone, 4-5 share both
+    en = ["a", "a", "b", "c", "d", "d"]
+    fr = ["x", "y", "y", "z", "w", "w"]
+    g = groups(en, fr)
+    assert g[0] == g[1] == g[2] and len({g[0], g[3], g[4]}) == 3 and g[4] == g[5]
+
+
+def test_under_grouped_only_training_pairs_make_the_vocabulary() -> None:
+    tokens = _repeated_sides()
+    vocabs, ids, stats = build_ids(tokens, VocabParams())
+    train = ids["split"] == "train"
+    seen = {t for s in tokens.loc[train, "en_tokens"] for t in s}
+    unseen = {t for s in tokens.loc[~train, "en_tokens"] for t in s} - seen
+    assert unseen and not unseen & set(vocabs["en"])  # a word of valid or test alone: unknown
+    assert stats["en_unk_tokens"] >= len(unseen)
+    assert stats["test_pairs"] == int((ids["split"] == "test").sum()) > 0
+    lesson_vocabs, _, _ = build_ids(tokens, VocabParams(split="lesson"))
+    assert unseen <= set(lesson_vocabs["en"])  # the lesson's way learns from every pair
 
 
 # --- embeddings ---------------------------------------------------------------------------
@@ -410,3 +504,19 @@ def test_diverged_fasttext_vectors_are_a_clear_error(monkeypatch: pytest.MonkeyP
     with pytest.raises(PipelineError, match=r"embeddings\.train: fastText returned vectors with "
                                             r"values up to 3e\+10"):
         train_vectors(_made_up_corpus(100), 100, FastTextTrainParams(epochs=1))
+
+
+def test_trained_vectors_learn_from_the_training_pairs_alone(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    from stages.embeddings import training_tokens
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/interim").mkdir(parents=True)
+    (tmp_path / "data/processed").mkdir(parents=True)
+    tokens = pd.DataFrame({"fr_tokens": [["a"], ["b"], ["c"]], "en_tokens": [["x"], ["y"], ["z"]],
+                           "line": [10, 20, 30]})
+    tokens.to_parquet("data/interim/tokens.parquet")
+    pd.DataFrame({"fr_ids": [[4]] * 3, "en_ids": [[4]] * 3, "split": ["train", "valid", "test"],
+                  "line": [10, 20, 30]}).to_parquet("data/processed/ids.parquet")
+    assert training_tokens("grouped")["line"].tolist() == [10]
+    assert training_tokens("lesson")["line"].tolist() == [10, 20, 30]

@@ -146,12 +146,17 @@ def test_losses_on_hand_made_examples() -> None:
 
 
 def test_bleu_on_hand_made_examples() -> None:
-    score, sig = bleu(["what is this ?"], ["what is this ?"])
+    score, sig = bleu(["what is this ?"], ["what is this ?"], tokenized=True)
     assert score == pytest.approx(100.0)
     assert "tok:none" in sig
-    assert bleu(["a b c d"], ["w x y z"])[0] == pytest.approx(0.0)
+    assert bleu(["a b c d"], ["w x y z"], tokenized=True)[0] == pytest.approx(0.0)
     # tokens are taken as they are: "this?" is not "this ?"
-    assert bleu(["what is this?"], ["what is this ?"])[0] < 100
+    assert bleu(["what is this?"], ["what is this ?"], tokenized=True)[0] < 100
+    # the standard BLEU tokenizes text with 13a and keeps case: "this?" is "this ?", "What"
+    # is not "what"
+    score, sig = bleu(["What is this?"], ["What is this ?"])
+    assert score == pytest.approx(100.0) and "tok:13a" in sig and "case:mixed" in sig
+    assert bleu(["what is this?"], ["What is this?"])[0] < 100
 
 
 # --- resume ---------------------------------------------------------------------------------

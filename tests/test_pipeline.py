@@ -71,7 +71,13 @@ def test_data_stages_run_then_skip_then_rerun_only_what_changed(workspace: Path)
         assert f"Running stage '{stage}'" in out
     assert json.loads((workspace / "metrics/filter.json").read_text())["pairs_kept"] == 8623
     vocab = json.loads((workspace / "metrics/vocab.json").read_text())
-    assert (vocab["train_pairs"], vocab["valid_pairs"]) == (7723, 900)
+    assert (vocab["train_pairs"], vocab["valid_pairs"], vocab["test_pairs"]) == (6877, 896, 850)
+    report = json.loads((workspace / "metrics/data.json").read_text())
+    assert report["split"] == "grouped" and report["stages"] == {
+        "corpus_lines": 167_130, "filtered": 8623, "tokenized": 8623}
+    assert report["distinct"]["en"] == 5222  # 8,623 pairs, 5,222 English sentences
+    for name in ("valid", "test"):  # no sentence scored is one training has seen
+        assert set(report[f"{name}_overlap"].values()) == {0.0}
 
     again = sh(["dvc", "repro", "embeddings"], workspace).stdout
     assert "Running stage" not in again
@@ -82,6 +88,19 @@ def test_data_stages_run_then_skip_then_rerun_only_what_changed(workspace: Path)
     for stage in ("download", "filter", "tokenize"):
         assert f"Running stage '{stage}'" not in changed
     assert len(json.loads((workspace / "data/processed/vocab_en.json").read_text())) == 1004
+
+    # the lesson's split, one setting away: what it leaks is in the report (issue 28's table)
+    set_params(workspace, "vocab.split=lesson")
+    try:
+        sh(["dvc", "repro", "vocab"], workspace)
+        lesson = json.loads((workspace / "metrics/data.json").read_text())
+        assert lesson["pairs"] == {"train": 7723, "valid": 900, "test": 0}
+        assert lesson["valid_overlap"] == {"en_in_train": 0.6278, "fr_in_train": 0.1367,
+                                           "either_in_train": 0.6711, "pair_in_train": 0.0211}
+        assert lesson["test_overlap"] is None
+    finally:
+        set_params(workspace, "vocab.split=grouped")  # max_size stays 1000, as the tests after
+        sh(["dvc", "repro", "vocab"], workspace)
 
 
 def test_the_data_stages_read_the_real_fra_eng_zip_and_refuse_german(tmp_path: Path) -> None:
@@ -135,8 +154,22 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     sh(["dvc", "repro", "-f", "-s", "evaluate@basic"], workspace)
     second = json.loads((workspace / "metrics/basic.json").read_text())
     for key in ("val_loss", "val_loss_lesson", "val_bleu", "val_bleu_beam", "val_chrf",
-                "val_chrf_beam"):
+                "val_chrf_beam", "val_bleu_tok", "test_bleu", "test_bleu_beam", "test_loss"):
         assert first[key] == second[key], key
+    assert first["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert "tok:none" in first["bleu_tok_signature"]
+    # what was scored is what was written: sacreBLEU's command line on the files agrees
+    out = workspace / "reports/basic/translations"
+    for name, prefix in (("valid", "val"), ("test", "test")):
+        assert len((out / f"{name}.ref.txt").read_text().splitlines()) == first[
+            f"{prefix}_sentences"]
+        for search, suffix in (("greedy", ""), ("beam", "_beam")):
+            for metric in ("bleu", "chrf"):
+                cli = sh(["sacrebleu", str(out / f"{name}.ref.txt"), "-i",
+                          str(out / f"{name}.{search}.txt"), "-m", metric, "-b", "-w", "4"],
+                         workspace).stdout.strip()
+                assert float(cli) == round(first[f"{prefix}_{metric}{suffix}"], 4), (
+                    name, search, metric)
     assert (workspace / "reports/basic/samples.tsv").read_text().startswith(
         "source\treference\tgreedy\tbeam\n")
     assert first["chrf_signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0")
@@ -148,7 +181,7 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     assert (kept["val_bleu"], kept["val_chrf"]) == (first["val_bleu"], first["val_chrf"])
     assert (workspace / "dvclive/basic/plots/metrics/val_bleu.tsv").exists()
     by_length = first["bleu_by_source_length"]
-    assert sum(b["sentences"] for b in by_length.values()) == 900
+    assert sum(b["sentences"] for b in by_length.values()) == 896
     assert set(by_length["1-5"]) == {"sentences", "greedy", "beam"}
     # the truecaser learned from the corpus's English travels in the model directory
     cased = json.loads((workspace / "models/basic/truecase_en.json").read_text())

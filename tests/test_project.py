@@ -157,9 +157,22 @@ def test_vocab_refuses_a_split_without_training_or_validation_pairs() -> None:
     tokens = pd.DataFrame({"fr_tokens": [["qui", "?"]] * 3, "en_tokens": [["who", "?"]] * 3,
                            "line": range(3)})
     for fraction in (0.999999, 1e-9):
-        with pytest.raises(P.PipelineError, match=r"vocab: the split of 3 pairs has \d+ "
-                           r"training and \d+ validation pairs; both need at least one"):
-            build_ids(tokens, P.VocabParams(valid_fraction=fraction))
+        with pytest.raises(P.PipelineError, match=r"vocab: the lesson split of 3 pairs has \d+ "
+                           r"training, \d+ validation and 0 test pairs; each needs at least one"):
+            build_ids(tokens, P.VocabParams(split="lesson", valid_fraction=fraction))
+    # grouped: three pairs of one sentence are one group, so one set holds them all
+    with pytest.raises(P.PipelineError, match=r"vocab: the grouped split of 3 pairs has"):
+        build_ids(tokens, P.VocabParams())
+
+
+@pytest.mark.parametrize("bad, words", [
+    ({"split": "random"}, "vocab.split: 'random' is not grouped or lesson"),
+    ({"valid_fraction": 1.5}, "vocab.valid_fraction: 1.5 is not in [0, 1)"),
+    ({"valid_fraction": 0.6, "test_fraction": 0.4}, "leaves no training pairs")])
+def test_bad_split_params_are_one_line(bad: dict, words: str) -> None:
+    with pytest.raises(P.PipelineError) as e:
+        P.VocabParams(**bad)
+    assert words in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("key", ["epochs", "lr"])
