@@ -8,8 +8,9 @@ Each variant alone, every pair, and all of them together decode the validation s
 evaluate stage does (whole sources, evaluate's output limit), greedy; the best single variant
 and the best ensemble are picked by that validation BLEU, and only those two are then scored
 on the test set, greedy and with beam search (evaluate's beam size and alpha). BLEU is the
-standard one, on the printed text. The ensemble's log-probabilities are averaged at each step
-(pipeline/search.py's Ensemble).
+standard one, on the printed text. Then sacreBLEU's paired tests say whether the ensemble's
+gain over the best single model on the test set is beyond chance (pipeline/significance.py).
+The ensemble's log-probabilities are averaged at each step (pipeline/search.py's Ensemble).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pipeline.metrics import outputs_of, scores, translate_tokens  # noqa: E402
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
 from pipeline.params import VARIANTS, EvaluateParams, load_params, section  # noqa: E402
 from pipeline.search import Ensemble, OutputLimit  # noqa: E402
+from pipeline.significance import format_table, paired_tests  # noqa: E402
 from pipeline.truecase import truecaser  # noqa: E402
 
 
@@ -56,13 +58,16 @@ def main() -> None:
             for name, pairs in (("valid", valid), ("test", test))}
     limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
 
+    texts: dict[tuple, list[str]] = {}
+
     def score(group: tuple[str, ...], whole: WholeSet, beam: int) -> tuple[float, float, float]:
         models = [loaded[v][0] for v in group]
         model = models[0] if len(models) == 1 else Ensemble(models).eval()
         t0 = time.perf_counter()
-        hyps = translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit, cpu, beam,
-                                ev.alpha)
-        found = scores(outputs_of(hyps, tc), whole)
+        hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit,
+                                           cpu, beam, ev.alpha), tc)
+        texts[group, whole is sets["test"], beam] = hyps.text
+        found = scores(hyps, whole)
         return found["bleu"], found["chrf"], time.perf_counter() - t0
 
     groups = [(v,) for v in names] + list(itertools.combinations(names, 2))
@@ -83,6 +88,10 @@ def main() -> None:
             b, c, s = score(g, sets["test"], beam)
             print(f"| {' + '.join(g)} | test | {search} | {b:.2f} | {c:.2f} | {s:.0f} |",
                   flush=True)
+    for beam in (1, ev.beam_size):  # is the ensemble's gain on the test set real?
+        systems = [(" + ".join(g), texts[g, True, beam]) for g in (best_single, best_ensemble)]
+        print(f"\nThe ensemble against the best single model, test set, beam {beam}:")
+        print(format_table(paired_tests(sets["test"].text_refs, systems), len(test)))
 
 
 if __name__ == "__main__":

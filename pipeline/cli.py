@@ -1,4 +1,5 @@
-"""The `fren-nmt` command: translate, compare, lr-find, check-metrics, update-baseline."""
+"""The `fren-nmt` command: translate, compare, significance, lr-find, check-metrics,
+update-baseline."""
 
 from __future__ import annotations
 
@@ -105,13 +106,36 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from pipeline.compare import format_table, from_dvc, from_folder
+    from pipeline.compare import format_seed_table, format_table, from_dvc, from_folder, seed_groups
 
     rows = from_folder(args.metrics) if args.metrics else from_dvc()
     if not rows:
         raise PipelineError("compare: no metrics of any variant yet; run `dvc repro` (or "
                             "`bash run.sh --quick`) first")
     print(format_table(rows, models=args.models))
+    if groups := seed_groups(rows):
+        print("\n" + format_seed_table(groups))
+    if args.significance:
+        print("\n" + workspace_significance(rows, Path(args.reports)))
+
+
+def workspace_significance(rows: list, reports: Path) -> str:
+    """The paired tests of the variants whose test translations are in `reports` (this
+    workspace's evaluate outputs), against the one with the best test BLEU."""
+    from pipeline.significance import format_table, paired_tests, read_system
+
+    here = {v: m for name, v, m in rows if name == "workspace"}
+    have = [v for v in here if (reports / v / "translations" / "test.greedy.txt").exists()]
+    if len(have) < 2:
+        raise PipelineError(f"compare --significance: the test translations of two variants "
+                            f"or more are needed in {reports}/VARIANT/translations (found: "
+                            f"{', '.join(have) or 'none'}); run their evaluate stages")
+    have.sort(key=lambda v: -float(here[v].get("test_bleu") or 0))
+    refs = read_system(reports / have[0] / "translations" / "test.ref.txt")
+    systems = [(v, read_system(reports / v / "translations" / "test.greedy.txt", len(refs)))
+               for v in have]
+    return ("Paired tests on the test set (greedy), against the best:\n"
+            + format_table(paired_tests(refs, systems), len(refs)))
 
 
 def cmd_check_metrics(args: argparse.Namespace) -> None:
@@ -154,6 +178,24 @@ def compared_files(folder: str, variants: list[str], baseline: str) -> str:
         else:
             lines.append(f"  {path} (missing)")
     return "\n".join(lines)
+
+
+def cmd_significance(args: argparse.Namespace) -> None:
+    from pipeline.significance import (
+        format_table,
+        paired_tests,
+        read_system,
+        reference_for,
+        resolve,
+    )
+
+    ref = Path(args.ref) if args.ref else reference_for(args.systems, args.set)
+    references = read_system(ref)
+    systems = [resolve(s, args.set, args.search) for s in args.systems]
+    named = [(name, read_system(path, len(references))) for name, path in systems]
+    rows = paired_tests(references, named, args.resamples, args.trials)
+    print(f"references: {ref}")
+    print(format_table(rows, len(references)))
 
 
 def cmd_update_baseline(args: argparse.Namespace) -> None:
@@ -246,7 +288,28 @@ def parser() -> argparse.ArgumentParser:
                    "`dvc exp show` (workspace, last commit and its experiments)")
     p.add_argument("--models", default="models",
                    help="model directories, to mark variants not trained here (default models)")
+    p.add_argument("--significance", action="store_true",
+                   help="also test the workspace's variants against the best one on the test "
+                   "set (sacreBLEU's paired bootstrap and approximate randomization)")
+    p.add_argument("--reports", default="reports", help="evaluate's report folders")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("significance", help="paired tests: do systems' BLEU and chrF differ?",
+                       description="sacreBLEU's paired bootstrap and approximate randomization "
+                       "of every system against the first, on the same sentences.")
+    p.add_argument("systems", nargs="+", metavar="SYSTEM",
+                   help="a report folder (reports/VARIANT: its translations of --set by "
+                   "--search), a file of translations, or NAME=either; the first is the baseline")
+    p.add_argument("--ref", help="the references, one a line (default: the first report "
+                   "folder's translations/SET.ref.txt)")
+    p.add_argument("--set", default="test", choices=["valid", "test"],
+                   help="which set's translations (default test: the one no choice has seen)")
+    p.add_argument("--search", default="greedy", choices=["greedy", "beam"])
+    p.add_argument("--resamples", type=positive_int, default=1000,
+                   help="bootstrap resamples (default 1000)")
+    p.add_argument("--trials", type=positive_int, default=10000,
+                   help="approximate randomization trials (default 10000)")
+    p.set_defaults(func=cmd_significance)
 
     p = sub.add_parser("check-metrics", help="fail if metrics are worse than the baseline")
     p.add_argument("--metrics", default="metrics", help="folder of VARIANT.json files")

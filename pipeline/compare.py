@@ -20,14 +20,32 @@ from pipeline.params import VARIANTS
 LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
           "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
           "all": (3.3242, None), "transformer": (None, None)}
+PARAMS = "_params"  # where a row's flattened params travel beside its metrics
 COLUMNS = ("experiment", "variant", "test", "beam", "chrF", "valid", "beam", "tok",
            "val_loss", "lesson's", "epochs", "train")
+
+
+def _flat(tree: object, prefix: str = "") -> dict[str, object]:
+    """{"train.seed": 0, ...} from nested params."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def exp_params(node: dict) -> dict[str, object]:
+    """A revision's params.yaml in `dvc exp show --json`, flattened."""
+    params = ((node.get("data") or {}).get("params") or {}).get("params.yaml") or {}
+    return _flat(params.get("data") or {})
 
 
 def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, dict]]:
     """(name, {metrics file: values}) for every revision in `dvc exp show --json`. An
     experiment keeps only the files that differ from its commit's: the others are the
-    commit's own (committed metrics of variants the experiment did not run)."""
+    commit's own (committed metrics of variants the experiment did not run). The revision's
+    flattened params are under the key PARAMS."""
     if isinstance(node, list):
         for item in node:
             yield from _exp_rows(item, parent)
@@ -42,7 +60,7 @@ def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, d
             if parent is not None:
                 metrics = {k: v for k, v in metrics.items() if parent.get(k) != v}
             own = metrics
-            yield name, metrics
+            yield name, {**metrics, PARAMS: exp_params(node)}
         for key in ("experiments", "revs"):
             if key in node:
                 yield from _exp_rows(node[key], own if key == "experiments" else parent)
@@ -62,8 +80,61 @@ def from_dvc(repo: str | Path = ".") -> list[tuple[str, str, dict]]:
         for variant in VARIANTS:
             values = metrics.get(f"metrics/{variant}.json")
             if values:
-                rows.append((name, variant, values))
+                rows.append((name, variant, {**values, PARAMS: metrics[PARAMS]}))
     return rows
+
+
+SEED = "train.seed"
+SEED_COLUMNS = (("test_bleu", "test BLEU"), ("test_chrf", "test chrF"), ("val_bleu", "valid BLEU"),
+                ("val_loss", "val_loss"))
+
+
+def seed_groups(rows: list[tuple[str, str, dict]]) -> list[tuple[str, list, dict]]:
+    """The runs of each variant whose params differ only in train.seed, as (variant, seeds,
+    {metric: (mean, sd, n)}) for groups of two seeds or more; a seed seen twice (the
+    workspace and its commit) counts once."""
+    import statistics
+
+    found: dict[tuple, dict] = {}
+    for _, variant, values in rows:
+        params = values.get(PARAMS)
+        if not params or SEED not in params:
+            continue
+        rest = json.dumps({k: v for k, v in params.items() if k != SEED}, sort_keys=True,
+                          default=str)
+        found.setdefault((variant, rest), {}).setdefault(params[SEED], values)
+    out = []
+    for (variant, _), by_seed in found.items():
+        if len(by_seed) < 2:
+            continue
+        stats = {}
+        for key, _ in SEED_COLUMNS:
+            xs = [v[key] for v in by_seed.values() if isinstance(v.get(key), int | float)]
+            if len(xs) >= 2:
+                stats[key] = (statistics.mean(xs), statistics.stdev(xs), len(xs))
+        out.append((variant, sorted(by_seed, key=str), stats))
+    return out
+
+
+def format_seed_table(groups: list[tuple[str, list, dict]]) -> str:
+    """Mean ± standard deviation (n) of each variant's runs that differ only in the seed."""
+    header = ("variant", "seeds", *(title for _, title in SEED_COLUMNS))
+    body = []
+    for variant, seeds, stats in groups:
+        cells = []
+        for key, _ in SEED_COLUMNS:
+            if key not in stats:
+                cells.append("-")
+                continue
+            mean, sd, n = stats[key]
+            digits = 3 if key == "val_loss" else 1
+            cells.append(f"{mean:.{digits}f} ± {sd:.{digits}f} ({n})")
+        body.append((variant, ",".join(map(str, seeds)), *cells))
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(["Runs that differ only in train.seed: mean ± standard deviation (n)",
+                      *lines])
 
 
 def from_folder(folder: str | Path) -> list[tuple[str, str, dict]]:

@@ -30,15 +30,4 @@ for v in basic bidir teacher_forcing attention all transformer; do
   dvc exp run --queue -q -n "$tag-$v" "${spread[@]}" "$@" "evaluate@$v"
   i=$((i + 1))
 done
-start=$(date +%s)
-dvc queue start -j "$jobs"
-while status="$(dvc queue status 2>&1)"; echo "$status" | grep -qE "Queued|Running"; do
-  sleep 10
-done
-echo "$status"
-echo "queue_variants: $(( $(date +%s) - start ))s for the six variants with $jobs workers"
-fren-nmt compare
-if echo "$status" | grep -q "Failed"; then
-  echo "error: some experiments failed; see dvc queue logs NAME" >&2
-  exit 1
-fi
+bash scripts/run_queue.sh "$jobs" "queue_variants: the six variants"

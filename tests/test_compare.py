@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.compare import LESSON, _exp_rows, format_table, from_folder
+from pipeline.compare import (
+    LESSON,
+    PARAMS,
+    _exp_rows,
+    format_seed_table,
+    format_table,
+    from_folder,
+    seed_groups,
+)
 
 METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_chrf": 71.04, "val_chrf_beam": 71.96,
            "val_bleu_tok": 50.44, "test_bleu": 30.15, "test_bleu_beam": 31.26,
@@ -51,9 +59,9 @@ def test_an_experiment_shows_only_what_it_changed() -> None:
     exp["data"]["metrics"]["metrics/bidir.json"] = {"data": {**METRICS, "val_bleu": 40.0}}
     shown = [{**revision(sha, "main", ["basic", "bidir"]), "experiments": [{"revs": [exp]}]}]
     rows = dict(_exp_rows(shown))
-    assert set(rows["main"]) == {"metrics/basic.json", "metrics/bidir.json",
-                                 "metrics/vocab.json"}
-    assert set(rows["par-bidir"]) == {"metrics/bidir.json"}  # basic's is main's own
+    assert set(rows["main"]) - {PARAMS} == {"metrics/basic.json", "metrics/bidir.json",
+                                            "metrics/vocab.json"}
+    assert set(rows["par-bidir"]) - {PARAMS} == {"metrics/bidir.json"}  # basic's: main's own
 
 
 def test_the_kept_epoch_shows_when_it_is_not_the_last(tmp_path: Path) -> None:
@@ -69,3 +77,34 @@ def test_rows_from_a_folder(tmp_path: Path) -> None:
     assert [(v, m["val_bleu"]) for _, v, m in rows] == [("bidir", 12.5)]
     # the lesson's split: no test set, so no test figures
     assert format_table(rows).splitlines()[2].split()[2:7] == ["-", "-", "-", "12.5", "-"]
+
+
+def test_runs_that_differ_only_in_the_seed_are_grouped() -> None:
+    """Made-up experiments: three seeds of `all` and of `transformer`, one of them also the
+    workspace (counted once), one with another lr (not grouped), one seed of basic alone."""
+    def row(name: str, variant: str, seed: int, bleu: float, lr: float = 1e-3) -> tuple:
+        params = {"train.seed": seed, "train.lr": lr, "vocab.split": "grouped"}
+        return (name, variant, {"test_bleu": bleu, "test_chrf": bleu + 20, "val_bleu": bleu + 1,
+                                "val_loss": 1.0 + bleu / 100, PARAMS: params})
+
+    rows = [row("workspace", "all", 1, 30.0), row("s1", "all", 1, 30.0),
+            row("s2", "all", 2, 32.0), row("s3", "all", 3, 34.0),
+            row("s1", "transformer", 1, 28.0), row("s2", "transformer", 2, 28.5),
+            row("s3", "transformer", 3, 29.0), row("lr", "all", 2, 50.0, lr=5e-3),
+            row("b", "basic", 1, 20.0)]
+    groups = {variant: (seeds, stats) for variant, seeds, stats in seed_groups(rows)}
+    assert set(groups) == {"all", "transformer"}  # basic has one seed; the lr run is apart
+    seeds, stats = groups["all"]
+    assert seeds == [1, 2, 3]
+    mean, sd, n = stats["test_bleu"]
+    assert (mean, n) == (32.0, 3) and abs(sd - 2.0) < 1e-12  # sample standard deviation
+    table = format_seed_table(seed_groups(rows))
+    assert "32.0 ± 2.0 (3)" in table and "28.5 ± 0.5 (3)" in table
+    assert table.splitlines()[0].startswith("Runs that differ only in train.seed")
+
+
+def test_rows_from_dvc_carry_their_params() -> None:
+    node = revision("e" * 40, "seed-2", ["all"])
+    node["data"]["params"] = {"params.yaml": {"data": {"train": {"seed": 2, "lr": 0.001}}}}
+    (name, metrics), = _exp_rows([node])
+    assert name == "seed-2" and metrics[PARAMS] == {"train.seed": 2, "train.lr": 0.001}
