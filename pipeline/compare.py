@@ -44,8 +44,9 @@ def exp_params(node: dict) -> dict[str, object]:
 def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, dict]]:
     """(name, {metrics file: values}) for every revision in `dvc exp show --json`. An
     experiment keeps only the files that differ from its commit's: the others are the
-    commit's own (committed metrics of variants the experiment did not run). The revision's
-    flattened params are under the key PARAMS."""
+    commit's own (committed metrics of variants the experiment did not run). An experiment's
+    flattened params are under the key PARAMS (None for the workspace and commits: their
+    metrics may come from another run than their params, as a commit's committed metrics do)."""
     if isinstance(node, list):
         for item in node:
             yield from _exp_rows(item, parent)
@@ -60,7 +61,7 @@ def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, d
             if parent is not None:
                 metrics = {k: v for k, v in metrics.items() if parent.get(k) != v}
             own = metrics
-            yield name, {**metrics, PARAMS: exp_params(node)}
+            yield name, {**metrics, PARAMS: None if parent is None else exp_params(node)}
         for key in ("experiments", "revs"):
             if key in node:
                 yield from _exp_rows(node[key], own if key == "experiments" else parent)
@@ -90,9 +91,9 @@ SEED_COLUMNS = (("test_bleu", "test BLEU"), ("test_chrf", "test chrF"), ("val_bl
 
 
 def seed_groups(rows: list[tuple[str, str, dict]]) -> list[tuple[str, list, dict]]:
-    """The runs of each variant whose params differ only in train.seed, as (variant, seeds,
-    {metric: (mean, sd, n)}) for groups of two seeds or more; a seed seen twice (the
-    workspace and its commit) counts once."""
+    """The experiments of each variant whose params differ only in train.seed, as (variant,
+    seeds, {metric: (mean, sd, n)}) for groups of two seeds or more (the workspace and
+    commits have no params here: their metrics need not be their params' run)."""
     import statistics
 
     found: dict[tuple, dict] = {}

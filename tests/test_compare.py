@@ -103,8 +103,17 @@ def test_runs_that_differ_only_in_the_seed_are_grouped() -> None:
     assert table.splitlines()[0].startswith("Runs that differ only in train.seed")
 
 
-def test_rows_from_dvc_carry_their_params() -> None:
-    node = revision("e" * 40, "seed-2", ["all"])
-    node["data"]["params"] = {"params.yaml": {"data": {"train": {"seed": 2, "lr": 0.001}}}}
-    (name, metrics), = _exp_rows([node])
-    assert name == "seed-2" and metrics[PARAMS] == {"train.seed": 2, "train.lr": 0.001}
+def test_experiments_carry_their_params_and_commits_do_not() -> None:
+    """A commit's committed metrics may come from another run than its params (found with
+    queue_seeds.sh: the commit joined its experiments' group), so only experiments are
+    grouped by seed."""
+    def params(seed: int) -> dict:
+        return {"params.yaml": {"data": {"train": {"seed": seed, "lr": 0.001}}}}
+
+    exp = revision("e" * 40, "seed-2", ["all"])
+    exp["data"]["params"] = params(2)
+    commit = {**revision("f" * 40, "main", ["basic"]), "experiments": [{"revs": [exp]}]}
+    commit["data"]["params"] = params(0)
+    rows = dict(_exp_rows([commit]))
+    assert rows["main"][PARAMS] is None
+    assert rows["seed-2"][PARAMS] == {"train.seed": 2, "train.lr": 0.001}
