@@ -265,7 +265,8 @@ def parser() -> argparse.ArgumentParser:
                    help="print the K best hypotheses of each line as LINE<TAB>SCORE<TAB>TEXT "
                    "(K <= --beam)")
     p.add_argument("--tokens", action="store_true",
-                   help="print the model's tokens (as BLEU scores them) instead of text")
+                   help="print the model's tokens (as the lesson's token BLEU scores them) "
+                   "instead of text")
     p.add_argument("--max-len-a", type=non_negative,
                    help="a line decodes at most A * its length + B tokens, at most CAP "
                    "(its length counts its tokens and the end; default A 1.5, as evaluate)")
