@@ -340,6 +340,20 @@ def test_a_failed_capture_restores_the_stream_and_the_allocator_and_trains_eager
         assert torch.equal(a, b)
 
 
+def test_a_failing_gpu_check_section_is_reported_and_the_next_one_runs(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check, "failures", [])
+    gpu_check.section("broken", lambda: 1 / 0)
+    gpu_check.section("fine", lambda: print("fine ran"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "" and out[1] == "## broken"
+    assert out[2].startswith("-> broken: FAILED: broken: ZeroDivisionError: division by zero (")
+    assert out[4:6] == ["## fine", "fine ran"] and out[6].startswith("-> fine: ok (")
+    assert gpu_check.failures == ["broken: ZeroDivisionError: division by zero"]
+
+
 def test_gpu_check_s_correctness_sections_run_against_a_fake_cuda(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The first GPU session has minutes: its sections' code runs here first, on the CPU, with
@@ -355,6 +369,29 @@ def test_gpu_check_s_correctness_sections_run_against_a_fake_cuda(
     gpu_check.cuda_correctness(PARAMS, CPU)
     assert len(gpu_check.failures) == 1
     assert gpu_check.failures[0].startswith("captures failed and trained eagerly: ")
+
+
+def test_graph_memory_is_measured_after_the_cache_is_emptied_not_across_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.cuda.graph's enter empties the cache, so a reading taken before it under-reports
+    (and can go negative). The capture now empties it first, then reads, then captures; nothing
+    empties the cache between the two readings."""
+    fake = FakeCuda(monkeypatch)
+    calls, reserved = [], iter([100 * 2**20, 164 * 2**20])
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch.cuda, "memory_reserved",
+                        lambda device=None: calls.append("reserved") or next(reserved))
+    replays = []
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1))
+    model = no_dropout_model()
+    cfg = TrainConfig(lr=1e-3, bucket=8)
+    steps = CapturedSteps(model, make_optimizer(model, cfg, CPU), cfg, CPU, warmup=1)
+    b = padded_batch(0)
+    steps(b, FORCES["forced"])  # warm-up
+    steps(b, FORCES["forced"])  # the capture
+    assert calls == ["empty_cache", "reserved", "reserved"]
+    assert steps.stats()["graphs"] == 1 and steps.stats()["graph_memory_mb"] == 64.0
+    assert replays == [1] and fake.current == "default" and fake.routing is None
 
 
 def test_host_to_gpu_copies_go_through_pinned_memory(monkeypatch: pytest.MonkeyPatch) -> None:
