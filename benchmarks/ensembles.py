@@ -67,7 +67,7 @@ def main() -> None:
         hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit,
                                            cpu, beam, ev.alpha), tc)
         texts[group, whole is sets["test"], beam] = hyps.text
-        found = scores(hyps, whole)
+        found, _ = scores(hyps, whole)
         return found["bleu"], found["chrf"], time.perf_counter() - t0
 
     groups = [(v,) for v in names] + list(itertools.combinations(names, 2))

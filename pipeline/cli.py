@@ -121,7 +121,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def workspace_significance(rows: list, reports: Path) -> str:
     """The paired tests of the variants whose test translations are in `reports` (this
-    workspace's evaluate outputs), against the one with the best test BLEU."""
+    workspace's evaluate outputs), against the one with the best validation BLEU (chosen on
+    valid: the test set is only reported)."""
     from pipeline.significance import format_table, paired_tests, read_system
 
     here = {v: m for name, v, m in rows if name == "workspace"}
@@ -130,11 +131,11 @@ def workspace_significance(rows: list, reports: Path) -> str:
         raise PipelineError(f"compare --significance: the test translations of two variants "
                             f"or more are needed in {reports}/VARIANT/translations (found: "
                             f"{', '.join(have) or 'none'}); run their evaluate stages")
-    have.sort(key=lambda v: -float(here[v].get("test_bleu") or 0))
+    have.sort(key=lambda v: -float(here[v].get("val_bleu") or 0))
     refs = read_system(reports / have[0] / "translations" / "test.ref.txt")
     systems = [(v, read_system(reports / v / "translations" / "test.greedy.txt", len(refs)))
                for v in have]
-    return ("Paired tests on the test set (greedy), against the best:\n"
+    return ("Paired tests on the test set (greedy), against the best on valid:\n"
             + format_table(paired_tests(refs, systems), len(refs)))
 
 

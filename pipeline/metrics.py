@@ -75,21 +75,19 @@ def outputs_of(hypotheses: list[list[str]], tc) -> Outputs:  # noqa: ANN001 - Mo
     return Outputs([" ".join(h) for h in hypotheses], [to_text(h, tc) for h in hypotheses])
 
 
-def scores(out: Outputs, whole: WholeSet, suffix: str = "") -> dict[str, float]:
+def scores(out: Outputs, whole: WholeSet, suffix: str = ""
+           ) -> tuple[dict[str, float], dict[str, str]]:
     """bleu, chrf (the text against the original English) and bleu_tok, chrf_tok (the tokens
-    against the tokenized references), with `suffix` after each name ("_beam")."""
-    return {f"bleu{suffix}": bleu(out.text, whole.text_refs)[0],
-            f"chrf{suffix}": chrf(out.text, whole.text_refs)[0],
-            f"bleu_tok{suffix}": bleu(out.tokens, whole.token_refs, tokenized=True)[0],
-            f"chrf_tok{suffix}": chrf(out.tokens, whole.token_refs)[0]}
-
-
-def signatures(out: Outputs, whole: WholeSet) -> dict[str, str]:
-    """sacreBLEU's signature of each figure, as the metrics record them (sacreBLEU makes one
-    once it has scored: it holds the number of references)."""
-    return {"bleu_signature": bleu(out.text, whole.text_refs)[1],
-            "chrf_signature": chrf(out.text, whole.text_refs)[1],
-            "bleu_tok_signature": bleu(out.tokens, whole.token_refs, tokenized=True)[1]}
+    against the tokenized references), with `suffix` after each name ("_beam"); and
+    sacreBLEU's signature of each kind of figure, from the same scoring (a metric holds its
+    signature once it has scored)."""
+    b, b_sig = bleu(out.text, whole.text_refs)
+    c, c_sig = chrf(out.text, whole.text_refs)
+    bt, bt_sig = bleu(out.tokens, whole.token_refs, tokenized=True)
+    values = {f"bleu{suffix}": b, f"chrf{suffix}": c, f"bleu_tok{suffix}": bt,
+              f"chrf_tok{suffix}": chrf(out.tokens, whole.token_refs)[0]}
+    return values, {"bleu_signature": b_sig, "chrf_signature": c_sig,
+                    "bleu_tok_signature": bt_sig}
 
 
 def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], tc,  # noqa: ANN001
@@ -99,7 +97,7 @@ def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], tc,  # noq
     validation sources, standard BLEU on the printed text): what train.keep reads after every
     epoch."""
     hyps = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device)
-    s = scores(outputs_of(hyps, tc), whole)
+    s, _ = scores(outputs_of(hyps, tc), whole)
     return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
 
 

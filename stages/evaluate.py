@@ -16,7 +16,6 @@ from pipeline.metrics import (
     lesson_val_loss,
     outputs_of,
     scores,
-    signatures,
     translate_tokens,
 )
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
@@ -67,10 +66,8 @@ def main() -> None:
             hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size,
                                                limit, device, beam, ev.alpha), tc)
             seconds[f"{name}_{search}"] = time.perf_counter() - t0
-            found = scores(hyps, whole, "" if search == "greedy" else "_beam")
+            found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
             metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
-            if (name, search) == ("valid", "greedy"):
-                sigs = signatures(hyps, whole)
             write_lines(out / "translations" / f"{name}.{search}.txt", hyps.text)
             texts[name, search] = hyps.text
         metrics[f"{prefix}_sentences"] = len(pairs)
