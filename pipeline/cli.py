@@ -1,4 +1,4 @@
-"""The `fren-nmt` command: translate, compare, significance, lr-find, check-metrics,
+"""The `fren-nmt` command: translate, serve, compare, significance, lr-find, check-metrics,
 update-baseline."""
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ def cmd_translate(args: argparse.Namespace) -> None:
             words = ids_to_tokens(h.ids, tr.vocab_en)
             text = " ".join(words) if args.tokens else to_text(words, tr.truecaser)
             print(f"{n}\t{h.score:.4f}\t{text}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from pipeline.serve import ServeLimits, serve
+
+    limits = ServeLimits(max_sentences=args.max_sentences, max_chars=args.max_chars,
+                         max_beam=args.max_beam, max_batch=args.max_batch,
+                         max_wait=args.max_wait, max_queue=args.max_queue,
+                         timeout=args.timeout)
+    serve(args.model, args.host, args.port, args.device, limits)
 
 
 def lr_find(params: dict, variant: str, processed: str, batches: int, start: float, end: float
@@ -274,6 +284,35 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len-b", type=non_negative_int, help="B (default 5)")
     p.add_argument("--max-len-cap", type=positive_int, help="CAP (default 200)")
     p.set_defaults(func=cmd_translate)
+
+    from pipeline.serve import ServeLimits
+
+    d = ServeLimits()
+    p = sub.add_parser("serve", help="a page and an HTTP API translating with a model",
+                       description="Serves POST /translate, GET /models, GET /health and a "
+                       "page at / to try the model in a browser.")
+    p.add_argument("--model", required=True, action="append",
+                   help="a model directory, e.g. models/all; several times: an ensemble")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=positive_int, default=8000, help="default 8000")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--max-batch", type=positive_int, default=d.max_batch,
+                   help=f"sentences decoded together (default {d.max_batch})")
+    p.add_argument("--max-wait", type=non_negative, default=d.max_wait,
+                   help="seconds the oldest waiting sentence waits for others to batch with "
+                   f"(default {d.max_wait})")
+    p.add_argument("--max-queue", type=positive_int, default=d.max_queue,
+                   help=f"sentences waiting; past it a request gets 503 (default {d.max_queue})")
+    p.add_argument("--timeout", type=non_negative, default=d.timeout,
+                   help=f"seconds a request may take; past it 504 (default {d.timeout})")
+    p.add_argument("--max-sentences", type=positive_int, default=d.max_sentences,
+                   help=f"sentences a request (default {d.max_sentences}; more: 413)")
+    p.add_argument("--max-chars", type=positive_int, default=d.max_chars,
+                   help=f"characters a sentence (default {d.max_chars}; more: 413)")
+    p.add_argument("--max-beam", type=positive_int, default=d.max_beam,
+                   help=f"largest beam a request may ask for (default {d.max_beam})")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")
     p.add_argument("--variant", required=True, choices=VARIANTS)

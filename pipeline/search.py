@@ -193,6 +193,31 @@ def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
     return finished
 
 
+@torch.no_grad()
+def forced_attention(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
+                     hyps: Sequence[Sequence[int]]) -> list[torch.Tensor] | None:
+    """The attention over the source (len(hyp) + 1, src_len) behind each token of each
+    hypothesis and the step after it (where the search chose _eos_): the hypothesis fed back
+    to the decoder, so that the weights are those of the search's own steps whichever search
+    found it (greedy, beam, n-best). None for a model without attention."""
+    model.eval()
+    steps = max((len(h) for h in hyps), default=0) + 1
+    prev = torch.full((src.size(0), steps), BOS, dtype=torch.long)
+    for r, h in enumerate(hyps):
+        prev[r, 1:len(h) + 1] = torch.as_tensor(list(h), dtype=torch.long)
+    prev = to_device(prev, src.device)
+    state = model.start(src, src_len)
+    weights = []
+    for t in range(steps):
+        _, state, w = model.step(prev[:, t], state)
+        if w is None:
+            return None
+        weights.append(w.float())
+    attn = torch.stack(weights, 1).cpu()  # (B, steps, S)
+    lengths = src_len.tolist()
+    return [attn[r, :len(h) + 1, :lengths[r]] for r, h in enumerate(hyps)]
+
+
 def translate_batches(model: Decoder, batches: Iterator[Batch], n: int,
                       limit: OutputLimit, device: torch.device, beam_size: int = 1,
                       alpha: float = 0.0) -> list[list[int]]:

@@ -20,6 +20,7 @@ from pipeline.search import (
     Hypothesis,
     OutputLimit,
     beam_search,
+    forced_attention,
     greedy,
 )
 from pipeline.tokenize import CAPS, tokenize
@@ -50,6 +51,7 @@ class Translator:
                 self.config, self.vocab_fr, self.vocab_en = config, vocab_fr, vocab_en
             models.append(model)
         self.model = models[0] if len(models) == 1 else Ensemble(models).eval()
+        self.attends = models[0].attends  # an ensemble shows its first model's attention
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
         self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
                                          f"{paths[0]}: tokenize")
@@ -64,10 +66,11 @@ class Translator:
         return [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
 
     def search(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
-               alpha: float = 0.0, n_best: int = 1, limit: OutputLimit = DEFAULT_LIMIT
-               ) -> list[list[Hypothesis]]:
+               alpha: float = 0.0, n_best: int = 1, limit: OutputLimit = DEFAULT_LIMIT,
+               scored: bool = False) -> list[list[Hypothesis]]:
         """The n_best hypotheses of each sentence ([] for an empty line), in input order;
-        each decodes up to `limit` of its own length.
+        each decodes up to `limit` of its own length. Greedy search (beam 1, one best) leaves
+        the scores NaN unless `scored`: then a beam of one finds the same output, scored.
 
         Sentences are batched in order of length, so a sentence's translation does not depend
         on its neighbours (tests/test_translate.py checks that).
@@ -80,13 +83,35 @@ class Translator:
             src, src_len = pad([ids for _, ids in chunk])
             max_len = limit(src_len.tolist())
             src, src_len = to_device(src, self.device), to_device(src_len, self.device)
-            if beam_size == 1 and n_best == 1:
+            if beam_size == 1 and n_best == 1 and not scored:
                 hyps, _ = greedy(self.model, src, src_len, max_len)
                 found = [[Hypothesis(h, float("nan"), float("nan"))] for h in hyps]
             else:
                 found = beam_search(self.model, src, src_len, max_len, beam_size, alpha, n_best)
             for (i, _), hyps in zip(chunk, found):
                 out[i] = hyps
+        return out
+
+    def attention(self, sentences: list[str], hyps: list[list[int]], batch_size: int = 64
+                  ) -> list[tuple[list[str], list[str], list[list[float]]]] | None:
+        """For each sentence and a hypothesis of it (ids): the source tokens and the output
+        tokens, each with its _eos_, and the attention weights (a row per output token, over
+        the source tokens); None for a model without attention."""
+        if not self.attends:
+            return None
+        p = self.tokenize_params
+        out: list = [None] * len(sentences)
+        for k in range(0, len(sentences), batch_size):
+            chunk = list(range(k, min(k + batch_size, len(sentences))))
+            src, src_len = pad([self.encode(sentences[i]) for i in chunk])
+            weights = forced_attention(self.model, to_device(src, self.device),
+                                       to_device(src_len, self.device),
+                                       [hyps[i] for i in chunk])
+            for i, w in zip(chunk, weights):
+                words = tokenize(sentences[i], "fr", p.lowercase, p.mark_caps) + [
+                    self.vocab_fr[EOS]]
+                out[i] = (words, ids_to_tokens(hyps[i], self.vocab_en) + [self.vocab_en[EOS]],
+                          w.tolist())
         return out
 
     def translate(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_TARBALL = Path(os.environ.get(
@@ -133,3 +134,33 @@ def shared_pairs_zip(path: Path) -> Path:
         en, fr = (gzip.decompress(tar.extractfile(m).read()).decode("utf-8").splitlines()
                   for m in (EN, FR))
     return make_zip(path, en, fr)
+
+
+# The tiny model's vocabularies: the special tokens, then a few words of each language.
+FR_WORDS = "où est la gare qui a fait ça pourquoi pas quand vient-il ?".split()
+EN_WORDS = "where is the station who did that why not when does he come ?".split()
+
+
+def _vocab(words: list[str]) -> list[str]:
+    from pipeline.vocab import SPECIALS
+
+    return SPECIALS + words
+
+
+FR_VOCAB, EN = _vocab(FR_WORDS), _vocab(EN_WORDS)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random attention model with its vocabularies, as train@VARIANT writes it."""
+    from pipeline.model import build_model
+    from pipeline.modeldir import model_config, save_model_dir
+    from pipeline.params import ModelConfig, TokenizeParams
+
+    torch.manual_seed(1)  # a seed whose outputs differ from sentence to sentence
+    cfg = ModelConfig(enc_hidden=8, att_hidden=8, bidirectional=True, attention=True,
+                      emb_std=1.0)
+    model = build_model(cfg, len(FR_VOCAB), len(EN), 10)
+    path = tmp_path_factory.mktemp("m") / "model"
+    save_model_dir(path, model, model_config(cfg, TokenizeParams(), 10, 12, 8), FR_VOCAB, EN)
+    return path

@@ -13,18 +13,14 @@ from unittest import mock
 
 import pytest
 import torch
+from conftest import EN
 
 from pipeline.cli import main
-from pipeline.model import build_model
-from pipeline.modeldir import model_config, save_model_dir
-from pipeline.params import ModelConfig, TokenizeParams
 from pipeline.search import OutputLimit
 from pipeline.translate import Translator, to_text
 from pipeline.truecase import train_truecaser, truecaser
 from pipeline.vocab import SPECIALS
 
-FR = SPECIALS + "où est la gare qui a fait ça pourquoi pas quand vient-il ?".split()
-EN = SPECIALS + "where is the station who did that why not when does he come ?".split()
 SENTENCES = ["Où est la gare ?", "", "Qui a fait ça ?", "Pourquoi pas ?",
              "Quand vient-il ?", "Où est la gare ?"]
 
@@ -48,18 +44,6 @@ SENTENCES = ["Où est la gare ?", "", "Qui a fait ça ?", "Pourquoi pas ?",
 ])
 def test_tokens_become_text(tokens: list[str], text: str) -> None:
     assert to_text(tokens) == text
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small random attention model with its vocabularies, as train@VARIANT writes it."""
-    torch.manual_seed(1)  # a seed whose outputs differ from sentence to sentence
-    cfg = ModelConfig(enc_hidden=8, att_hidden=8, bidirectional=True, attention=True,
-                      emb_std=1.0)
-    model = build_model(cfg, len(FR), len(EN), 10)
-    path = tmp_path_factory.mktemp("m") / "model"
-    save_model_dir(path, model, model_config(cfg, TokenizeParams(), 10, 12, 8), FR, EN)
-    return path
 
 
 def command(*args: str, stdin: bytes | str = b"") -> subprocess.CompletedProcess:
