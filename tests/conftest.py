@@ -147,7 +147,7 @@ def _vocab(words: list[str]) -> list[str]:
     return SPECIALS + words
 
 
-FR_VOCAB, EN = _vocab(FR_WORDS), _vocab(EN_WORDS)
+FR_VOCAB, EN_VOCAB = _vocab(FR_WORDS), _vocab(EN_WORDS)
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +160,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(1)  # a seed whose outputs differ from sentence to sentence
     cfg = ModelConfig(enc_hidden=8, att_hidden=8, bidirectional=True, attention=True,
                       emb_std=1.0)
-    model = build_model(cfg, len(FR_VOCAB), len(EN), 10)
+    model = build_model(cfg, len(FR_VOCAB), len(EN_VOCAB), 10)
     path = tmp_path_factory.mktemp("m") / "model"
-    save_model_dir(path, model, model_config(cfg, TokenizeParams(), 10, 12, 8), FR_VOCAB, EN)
+    save_model_dir(path, model, model_config(cfg, TokenizeParams(), 10, 12, 8), FR_VOCAB,
+                   EN_VOCAB)
     return path

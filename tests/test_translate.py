@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import EN
+from conftest import EN_VOCAB as EN
 
 from pipeline.cli import main
 from pipeline.search import OutputLimit
