@@ -20,7 +20,7 @@ import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,7 +158,10 @@ class Batcher:
         self.pending: collections.deque[_Item] = collections.deque()
         self.wake = asyncio.Event()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="decode")
-        self.batches: list[int] = []  # the size of every batch decoded (for tests, /health)
+        # the sizes of the last 1,000 batches (tests read them; bounded for a long-lived
+        # server) and how many were decoded in all (/health)
+        self.batches: collections.deque[int] = collections.deque(maxlen=1000)
+        self.decoded = 0
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -224,6 +227,7 @@ class Batcher:
             if not batch:
                 continue
             self.batches.append(len(batch))
+            self.decoded += 1
             try:
                 answers = await loop.run_in_executor(
                     self.executor, self.decode_batch, [i.sentence for i in batch],
@@ -290,11 +294,11 @@ def create_app(model: str | Path | list, device: str = "cpu",
     @app.get("/health")
     async def health() -> dict:
         b = app.state.batcher
-        return {"status": "ok", "queued": len(b.pending), "batches": len(b.batches)}
+        return {"status": "ok", "queued": len(b.pending), "batches": b.decoded}
 
     @app.get("/models")
     async def models() -> dict:
-        return {**info, "limits": limits.__dict__}
+        return {**info, "limits": asdict(limits)}
 
     @app.post("/translate")
     async def translate(request: Request) -> JSONResponse:
