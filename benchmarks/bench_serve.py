@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.translate import Translator  # noqa: E402
@@ -89,7 +90,8 @@ def main() -> None:
     rng = random.Random(0)
     requests = [rng.sample(pool, rng.randint(1, 4)) for _ in range(args.requests)]
     distinct = sorted({s for r in requests for s in r})
-    tr = Translator(args.model)
+    torch.set_num_threads(1)  # as the server runs: 2 threads split sums otherwise, and a
+    tr = Translator(args.model)  # near-tie between two words can then go the other way
     alone = {s: tr.search([s], scored=True)[0][0].ids for s in distinct}  # as the server does
     print(f"{len(requests)} requests, {sum(map(len, requests))} sentences "
           f"({len(distinct)} distinct), {args.clients} clients, max_wait {args.max_wait} s, "

@@ -37,8 +37,11 @@ env -u FREN_NMT_TARBALL -u FREN_NMT_NO_INSTALL -u PYTHONPATH \
   VIRTUAL_ENV="$work/venv" PATH="$work/venv/bin:$PATH" \
   FREN_NMT_QUICK_URL="http://127.0.0.1:$port/fra-eng.zip" \
   bash run.sh --quick "$@" 2>&1 | tee "$work/run.log"
-for want in "pairs in fra-eng/fra.txt)" "filter: read fra-eng/fra.txt of data/raw/corpus"; do
+for want in "pairs in fra-eng/fra.txt)" "filter: read fra-eng/fra.txt of data/raw/corpus" \
+    "  fr: Où habite ton frère ?" "Try your own in a browser: fren-nmt serve --model models/transformer"; do
   grep -qF "$want" "$work/run.log" || { echo "quickstart: no line '$want'" >&2; exit 1; }
 done
+[ "$(grep -c '^  en: ' "$work/run.log")" = 3 ] ||
+  { echo "quickstart: not three translations ('  en: ...' lines) in its output" >&2; exit 1; }
 echo "quickstart: bash run.sh --quick passed off-site in $(( $(date +%s) - start ))s" \
   "(fresh clone and virtual environment, install included)"

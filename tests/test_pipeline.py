@@ -287,10 +287,10 @@ def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
     server = Server(shared_pairs_zip(tmp_path / "fra-eng.zip").read_bytes())
     env = {k: v for k, v in ENV.items() if k != "FREN_NMT_TARBALL"}
     env.update(FREN_NMT_QUICK_URL=server.url, FREN_NMT_NO_INSTALL="1")
-    try:  # smaller than the quick run's defaults, one variant: the route is what is tested
+    try:  # smaller than the quick run's defaults: the route is what is tested
         r = subprocess.run(["bash", "run.sh", "--quick", "-S", "train.batch_size=512",
                             "-S", "embeddings.train.epochs=1", "-S", "evaluate.beam_size=2",
-                            "evaluate@basic"],
+                            "-S", "variants.transformer.train.epochs=1"],
                            cwd=ws, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.close()
@@ -299,8 +299,16 @@ def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
     assert "pairs in fra-eng/fra.txt)" in r.stdout  # the real layout: resource forks first
     assert "filter: read fra-eng/fra.txt of data/raw/corpus" in r.stdout
     assert "kept 8,623 of 167,130 line pairs" in r.stdout + r.stderr
-    assert json.loads((ws / "metrics/basic.json").read_text())["epochs"] == 1
-    assert "BLEU" in r.stdout  # and the comparison table at the end
+    quick = json.loads((ws / "metrics/transformer.json").read_text())
+    assert quick["epochs"] == 1 and "test_bleu" in quick  # the later -S won over the default
+    assert not (ws / "models/basic").exists()  # the transformer alone
+    assert "BLEU" in r.stdout  # the comparison table
+    lines = r.stdout.splitlines()  # then three questions, each with its translation
+    fr = [i for i, line in enumerate(lines) if line.startswith("  fr: ")]
+    assert [lines[i][6:] for i in fr] == ["Où habite ton frère ?", "Que veux-tu manger ce soir ?",
+                                          "Qui est ton professeur préféré ?"]
+    assert all(lines[i + 1].startswith("  en: ") for i in fr)
+    assert "fren-nmt serve --model models/transformer" in lines[-1]
 
     # an explicit FREN_NMT_TARBALL that is not there is an error, not a download
     bad = subprocess.run(["bash", "run.sh", "--quick"], cwd=ws, capture_output=True, text=True,
