@@ -122,7 +122,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if not rows:
         raise PipelineError("compare: no metrics of any variant yet; run `dvc repro` (or "
                             "`bash run.sh --quick`) first")
-    print(format_table(rows, models=args.models))
+    print(format_table(rows, models=args.models, here=args.metrics or "workspace"))
     if groups := seed_groups(rows):
         print("\n" + format_seed_table(groups))
     if args.significance:

@@ -147,9 +147,11 @@ def from_folder(folder: str | Path) -> list[tuple[str, str, dict]]:
     return rows
 
 
-def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = None) -> str:
-    """The table; with `models`, a workspace row whose model directory is absent is marked
-    with * (committed metrics, not trained in this workspace)."""
+def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = None,
+                 here: str = "workspace") -> str:
+    """The table; with `models`, a row of this workspace (named `here`: "workspace", or the
+    --metrics folder) whose model directory is absent is marked with * (committed metrics,
+    not trained in this workspace)."""
     def num(values: dict, key: str, fmt: str) -> str:
         v = values.get(key)
         return format(v, fmt) if isinstance(v, int | float) else "-"
@@ -162,7 +164,7 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
     for name, variant, m in rows:
         secs = m.get("train_seconds")
         star = ""
-        if models is not None and name == "workspace" and \
+        if models is not None and name == here and \
                 not (Path(models) / variant / "model.pt").exists():
             star, marked = "*", True
         lesson = LESSON[variant][0]

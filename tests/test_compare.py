@@ -71,6 +71,21 @@ def test_the_kept_epoch_shows_when_it_is_not_the_last(tmp_path: Path) -> None:
     assert lines[2].split()[10] == "9/12" and lines[3].split()[10] == "12"
 
 
+def test_a_metrics_folder_marks_the_variants_without_a_model(tmp_path: Path) -> None:
+    """`compare --metrics metrics` after a quick run: the committed full run's rows beside the
+    one variant trained here are marked, as the workspace's are."""
+    (tmp_path / "metrics").mkdir()
+    for v in ("basic", "transformer"):
+        (tmp_path / "metrics" / f"{v}.json").write_text(json.dumps(METRICS))
+    (tmp_path / "models" / "transformer").mkdir(parents=True)
+    (tmp_path / "models" / "transformer" / "model.pt").write_bytes(b"x")
+    folder = str(tmp_path / "metrics")
+    lines = format_table(from_folder(folder), models=tmp_path / "models",
+                         here=folder).splitlines()
+    assert [line.split()[0][-1] == "*" for line in lines[2:4]] == [True, False]
+    assert lines[-1].startswith("* committed metrics")
+
+
 def test_rows_from_a_folder(tmp_path: Path) -> None:
     (tmp_path / "bidir.json").write_text(json.dumps({"val_bleu": 12.5}))
     rows = from_folder(tmp_path)
