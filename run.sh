@@ -22,8 +22,8 @@ if [ "${1:-}" = "--quick" ]; then
     url="${FREN_NMT_QUICK_URL:-http://storage.googleapis.com/download.tensorflow.org/data/fra-eng.zip}"
     echo "quick run: no $tarball here; the Tatoeba pairs come from $url"
   fi
-  # The variant that learns most per CPU second (BENCHMARKS.md, quick run); dropout 0.1, not
-  # the full run's 0.3: 7 epochs are too few to overfit, and 0.3 learns half as fast there
+  # The variant that learns most per CPU second; dropout 0.1, not the full run's 0.3, which
+  # held a short run back (BENCHMARKS.md, the quick run)
   set -- -S "data.url=$url" -S variants.transformer.train.epochs=7 \
     -S variants.transformer.model.dropout=0.1 "$@"
   start=$(date +%s)
