@@ -174,7 +174,7 @@ def force_mode(force: list[bool]) -> str:
 class CapturedSteps:
     """Training steps on CUDA, each a replay of a CUDA graph of the whole step (forward,
     loss, backward, clipping, fused Adam): one launch instead of hundreds, which is what
-    this small model's step is made of on a GPU (unmeasured on this code: no GPU has run it).
+    this small model's step is made of on a GPU (BENCHMARKS.md has its speed-up on an H200).
 
     A graph holds fixed shapes and addresses, so batches are padded to lengths that are
     multiples of train.bucket (the padding is masked and ignored, the loss unchanged), and
