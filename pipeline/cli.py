@@ -150,29 +150,33 @@ def workspace_significance(rows: list, reports: Path) -> str:
 
 
 def cmd_check_metrics(args: argparse.Namespace) -> None:
-    from pipeline.gate import (
-        baseline_machine,
-        check,
-        describe,
-        format_table,
-        load_baseline,
-        load_current,
-        load_tolerances,
-        machine,
-    )
+    from pipeline import gate
 
-    baseline = load_baseline(args.baseline)
-    current = load_current(args.metrics, list(baseline))
-    rows, ok = check(baseline, current, load_tolerances(args.tolerances))
-    print(format_table(rows))
-    print(compared_files(args.metrics, list(baseline), args.baseline))
-    made_on = baseline_machine(args.baseline)
-    print(f"this machine:   {describe(machine())}")
-    print(f"baseline's:     {describe(made_on) if made_on else 'not recorded'}")
-    if not ok:
-        raise PipelineError("check-metrics: metrics got worse than the tolerance allows "
-                            f"(see the table above; tolerances in {args.tolerances})")
-    print("check-metrics: all metrics within tolerance")
+    base = gate.load_baseline(args.baseline)
+    rows = gate.check(base, gate.load_current(args.metrics, base.variants),
+                      gate.load_bands(args.tolerances), args.tolerances,
+                      gate.rescore(args.metrics, base.variants))
+    print(gate.format_table(rows))
+    print(compared_files(args.metrics, base.variants, args.baseline))
+    here = gate.machine()
+    print(f"this machine:   {gate.describe(here)}")
+    print(f"baseline's:     {gate.describe(base.made_on)}")
+    if args.report:
+        report = Path(args.report)
+        plot = None
+        if args.curves:
+            plot = report.with_name("curves.png")
+            gate.curves_plot(base, gate.load_curves(args.curves, base.variants), plot)
+        text = gate.markdown_report(rows, base, {"what": args.what, "machine": here},
+                                    plot.name if plot else None)
+        with atomic_path(report, ".md") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(f"check-metrics: report in {report}")
+    print(f"check-metrics: {gate.summary(rows)}")
+    if any(r.failed for r in rows):
+        raise PipelineError("check-metrics: metrics moved beyond their noise bands (see the "
+                            f"table above; bands in {args.tolerances}); a change meant to move "
+                            "them updates the baseline: bash ci/pipeline.sh --update-baseline")
 
 
 def compared_files(folder: str, variants: list[str], baseline: str) -> str:
@@ -210,10 +214,25 @@ def cmd_significance(args: argparse.Namespace) -> None:
 
 
 def cmd_update_baseline(args: argparse.Namespace) -> None:
-    from pipeline.gate import update_baseline
+    import datetime
 
-    path = update_baseline(args.metrics, args.baseline, args.variants)
-    print(f"update-baseline: wrote {path}; commit it to accept these metrics")
+    from pipeline import gate
+
+    runs, curves = {}, {}
+    for item in args.run:
+        seed, _, rest = item.partition("=")
+        metrics, _, dvclive = rest.partition(":")
+        if not seed.isdigit() or not metrics:
+            raise PipelineError(f"update-baseline: --run {item!r}: expected SEED=METRICS[:DVCLIVE]")
+        runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
+    base = gate.write_baseline(args.baseline, runs, curves, args.variants)
+    floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
+    text = gate.tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
+                                f"{datetime.date.today():%Y-%m-%d}")
+    with atomic_path(args.tolerances, ".yaml") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(f"update-baseline: wrote {args.baseline} ({len(runs)} seeds) and {args.tolerances}; "
+          "commit both, saying why the metrics moved")
 
 
 def positive_int(text: str) -> int:
@@ -352,16 +371,30 @@ def parser() -> argparse.ArgumentParser:
                    help="approximate randomization trials (default 10000)")
     p.set_defaults(func=cmd_significance)
 
-    p = sub.add_parser("check-metrics", help="fail if metrics are worse than the baseline")
-    p.add_argument("--metrics", default="metrics", help="folder of VARIANT.json files")
+    p = sub.add_parser("check-metrics", help="fail if metrics moved beyond their noise bands",
+                       description="Compares a run's metrics with the baseline's seeds: a "
+                       "metric further than its band from their mean fails, worse or better.")
+    p.add_argument("--metrics", default="metrics", help="folder of VARIANT.json files (and "
+                   "translations/VARIANT/, the scored files, which are scored again)")
     p.add_argument("--baseline", default="ci/baseline.json")
-    p.add_argument("--tolerances", default="ci/tolerances.yaml")
+    p.add_argument("--tolerances", default="ci/tolerances.yaml", help="the bands")
+    p.add_argument("--report", help="also write a Markdown report here (and curves.png beside "
+                   "it, with --curves)")
+    p.add_argument("--curves", help="dvclive folder of this run, for the report's plot")
+    p.add_argument("--what", default="", help="what this run is, for the report")
     p.set_defaults(func=cmd_check_metrics)
 
-    p = sub.add_parser("update-baseline", help="accept the current metrics as the baseline")
-    p.add_argument("--metrics", default="metrics")
+    p = sub.add_parser("update-baseline", help="make the baseline and its bands from seed runs")
+    p.add_argument("--run", action="append", required=True, metavar="SEED=METRICS[:DVCLIVE]",
+                   help="one run: its train.seed, metrics folder and dvclive folder; 3 or more")
     p.add_argument("--baseline", default="ci/baseline.json")
+    p.add_argument("--tolerances", default="ci/tolerances.yaml")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--k", type=non_negative, default=5.0,
+                   help="a band is k x the seeds' standard deviation (default 5)")
+    p.add_argument("--floor-bleu", type=non_negative, default=0.5, help="smallest BLEU band")
+    p.add_argument("--floor-chrf", type=non_negative, default=0.5, help="smallest chrF band")
+    p.add_argument("--floor-loss", type=non_negative, default=0.005, help="smallest loss band")
     p.set_defaults(func=cmd_update_baseline)
     return ap
 

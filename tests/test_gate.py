@@ -1,31 +1,45 @@
-"""The metrics gate: pass, worse in each direction, missing variant or metric, bad files."""
+"""The metrics gate: bands from seed runs, both directions, data counts, the report, the
+battery's patches."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.cli import main
 from pipeline.files import PipelineError
 
-BASE = {"basic": {"val_bleu": 20.0, "val_loss": 2.0, "val_loss_lesson": 5.0},
-        "attention": {"val_bleu": 30.0, "val_loss": 1.5, "val_loss_lesson": 4.0}}
+ROOT = Path(__file__).resolve().parents[1]
+# three seeds of two variants: val_bleu spread sd 1.0, val_loss sd 0.01
+SEEDS = {
+    0: {"basic": {"val_bleu": 20.0, "val_loss": 2.00}, "attention": {"val_bleu": 30.0,
+                                                                     "val_loss": 1.50}},
+    1: {"basic": {"val_bleu": 21.0, "val_loss": 2.01}, "attention": {"val_bleu": 31.0,
+                                                                     "val_loss": 1.51}},
+    2: {"basic": {"val_bleu": 22.0, "val_loss": 2.02}, "attention": {"val_bleu": 32.0,
+                                                                     "val_loss": 1.52}},
+}
+DATA = {"pairs": {"train": 100, "valid": 10}, "split": "grouped"}
 
 
-def setup(tmp_path: Path, current: dict, tolerances: str = "default: 0.0\nval_bleu: 0.5\n"
-          "val_loss: 0.01\n") -> list[str]:
-    (tmp_path / "baseline.json").write_text(json.dumps(BASE))
-    (tmp_path / "tol.yaml").write_text(tolerances)
-    metrics = tmp_path / "metrics"
-    metrics.mkdir(exist_ok=True)
-    for variant, values in current.items():
-        (metrics / f"{variant}.json").write_text(
+def write_run(folder: Path, metrics: dict, data: dict = DATA, curves: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for variant, values in metrics.items():
+        (folder / f"{variant}.json").write_text(
             values if isinstance(values, str) else json.dumps(
-                {**values, "bleu_signature": "nrefs:1|tok:none", "epochs": 3}))
-    return ["check-metrics", "--metrics", str(metrics), "--baseline",
-            str(tmp_path / "baseline.json"), "--tolerances", str(tmp_path / "tol.yaml")]
+                {**values, "bleu_signature": "nrefs:1|tok:13a", "epochs": 3}))
+        if curves:
+            plots = folder / "dvclive" / variant / "plots" / "metrics"
+            plots.mkdir(parents=True, exist_ok=True)
+            for curve in ("val_loss", "val_bleu"):
+                (plots / f"{curve}.tsv").write_text(f"step\t{curve}\n0\t3.0\n1\t2.5\n")
+    (folder / "data.json").write_text(json.dumps(data))
+    return folder
 
 
 def run(args: list[str], capsys) -> tuple[int, str, str]:
@@ -38,120 +52,229 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_equal_and_slightly_worse_within_tolerance_pass(tmp_path: Path, capsys) -> None:
-    cur = json.loads(json.dumps(BASE))
-    cur["basic"]["val_bleu"] -= 0.4
-    cur["attention"]["val_loss"] += 0.005
-    cur["attention"]["val_loss_lesson"] -= 1.0  # better is always fine
-    code, out, _ = run(setup(tmp_path, cur), capsys)
-    assert code == 0
-    assert "variant" in out and "baseline" in out and "verdict" in out
-    assert "WORSE" not in out and "all metrics within tolerance" in out
+def make_baseline(tmp_path: Path, capsys, k: float = 3.0) -> tuple[Path, Path]:
+    runs = []
+    for seed, metrics in SEEDS.items():
+        folder = write_run(tmp_path / f"seed-{seed}", metrics)
+        runs += ["--run", f"{seed}={folder}:{folder / 'dvclive'}"]
+    base, tol = tmp_path / "baseline.json", tmp_path / "tolerances.yaml"
+    code, out, err = run(["update-baseline", *runs, "--baseline", str(base), "--tolerances",
+                          str(tol), "--variants", "basic", "attention", "--k", str(k),
+                          "--floor-bleu", "0.5", "--floor-loss", "0.05"], capsys)
+    assert code == 0, err
+    return base, tol
 
 
-def test_bleu_down_fails(tmp_path: Path, capsys) -> None:
-    cur = json.loads(json.dumps(BASE))
-    cur["attention"]["val_bleu"] = 29.0
-    code, out, err = run(setup(tmp_path, cur), capsys)
+def check(tmp_path: Path, capsys, metrics: dict, data: dict = DATA, extra: list[str] = ()
+          ) -> tuple[int, str, str]:
+    base, tol = make_baseline(tmp_path, capsys)
+    now = write_run(tmp_path / "now", metrics, data)
+    return run(["check-metrics", "--metrics", str(now), "--baseline", str(base),
+                "--tolerances", str(tol), *extra], capsys)
+
+
+def verdicts(out: str) -> dict[tuple[str, str], str]:
+    rows = {}
+    for line in out.splitlines():
+        cells = line.split()
+        if len(cells) == 8 and cells[-1] in ("ok", "WORSE", "BETTER", "CHANGED", "MISMATCH",
+                                             "MISSING"):
+            rows[cells[0], cells[1]] = cells[-1]
+    return rows
+
+
+def test_the_baseline_keeps_every_seed_and_the_bands_say_where_they_come_from(
+        tmp_path: Path, capsys) -> None:
+    base, tol = make_baseline(tmp_path, capsys)
+    written = json.loads(base.read_text())
+    assert written["seeds"] == [0, 1, 2]
+    assert written["variants"]["basic"]["val_bleu"] == [20.0, 21.0, 22.0]
+    assert written["data"] == {"data.pairs.train": 100, "data.pairs.valid": 10}
+    assert written["curves"]["basic"]["val_loss"] == [[3.0, 2.5]] * 3
+    assert set(written["made_on"]) == {"cpu", "pin", "torch_kernels"}
+    bands = yaml.safe_load(tol.read_text())["bands"]
+    assert bands["basic"]["val_bleu"] == pytest.approx(3.0)  # 3 x sd 1.0
+    assert bands["basic"]["val_loss"] == pytest.approx(0.05)  # the floor: 3 x 0.01 is less
+    text = tol.read_text()
+    assert "val_bleu: 3.0000  # 3 x sd 1.0000" in text
+    assert "val_loss: 0.0500  # floor (3 x sd 0.0100 is less)" in text
+    assert "train.seed 0, 1, 2" in text
+
+
+def test_within_the_band_passes_in_both_directions(tmp_path: Path, capsys) -> None:
+    now = json.loads(json.dumps(SEEDS[1]))
+    now["basic"]["val_bleu"] += 2.9   # mean 21 + 2.9: inside a band of 3
+    now["attention"]["val_loss"] -= 0.04
+    code, out, _ = check(tmp_path, capsys, now)
+    assert code == 0, out
+    assert set(verdicts(out).values()) == {"ok"}
+    assert "all 6 metrics within their bands" in out
+
+
+def test_worse_beyond_the_band_fails(tmp_path: Path, capsys) -> None:
+    now = json.loads(json.dumps(SEEDS[1]))
+    now["attention"]["val_bleu"] = 27.0  # mean 31, band 3
+    now["basic"]["val_loss"] = 2.1       # mean 2.01, band 0.05
+    code, out, err = check(tmp_path, capsys, now)
     assert code == 1
-    row = next(line for line in out.splitlines() if "WORSE" in line)
-    assert row.split()[:2] == ["attention", "val_bleu"] and "-1.0000" in row
-    assert "got worse" in err
+    v = verdicts(out)
+    assert v["attention", "val_bleu"] == "WORSE" and v["basic", "val_loss"] == "WORSE"
+    assert "attention: val_bleu WORSE -4.000 (1 bands)" in out
+    assert "moved beyond their noise bands" in err and len(err.strip().splitlines()) == 1
 
 
-def test_loss_up_fails(tmp_path: Path, capsys) -> None:
-    cur = json.loads(json.dumps(BASE))
-    cur["basic"]["val_loss"] = 2.02
-    code, out, _ = run(setup(tmp_path, cur), capsys)
+def test_better_beyond_the_band_fails_too(tmp_path: Path, capsys) -> None:
+    now = json.loads(json.dumps(SEEDS[1]))
+    now["basic"]["val_bleu"] = 30.0
+    now["attention"]["val_loss"] = 1.0
+    code, out, _ = check(tmp_path, capsys, now)
     assert code == 1
-    assert next(line for line in out.splitlines() if "WORSE" in line).split()[:2] == \
-        ["basic", "val_loss"]
+    v = verdicts(out)
+    assert v["basic", "val_bleu"] == "BETTER" and v["attention", "val_loss"] == "BETTER"
 
 
-def test_missing_variant_fails(tmp_path: Path, capsys) -> None:
-    code, out, _ = run(setup(tmp_path, {"basic": BASE["basic"]}), capsys)
+def test_a_changed_data_count_fails(tmp_path: Path, capsys) -> None:
+    code, out, _ = check(tmp_path, capsys, SEEDS[1],
+                         {"pairs": {"train": 101, "valid": 10}, "split": "grouped"})
     assert code == 1
-    assert sum("MISSING" in line and line.startswith("attention") for line in
-               out.splitlines()) == 3
+    assert verdicts(out)["data", "data.pairs.train"] == "CHANGED"
+    assert verdicts(out)["data", "data.pairs.valid"] == "ok"
 
 
-def test_missing_metric_fails(tmp_path: Path, capsys) -> None:
-    cur = json.loads(json.dumps(BASE))
-    del cur["basic"]["val_loss_lesson"]
-    code, out, _ = run(setup(tmp_path, cur), capsys)
+def test_a_missing_variant_or_metric_fails(tmp_path: Path, capsys) -> None:
+    now = {"basic": {"val_bleu": 21.0}}  # attention never ran; basic lacks val_loss
+    code, out, _ = check(tmp_path, capsys, now)
     assert code == 1
-    row = next(line for line in out.splitlines() if "MISSING" in line)
-    assert row.split()[:2] == ["basic", "val_loss_lesson"]
+    v = verdicts(out)
+    assert v["basic", "val_loss"] == "MISSING"
+    assert v["attention", "val_bleu"] == v["attention", "val_loss"] == "MISSING"
+    files = out[out.index("compared with"):]
+    assert f"{tmp_path / 'now' / 'attention.json'} (missing)" in files
 
 
-def test_malformed_metrics_file_is_one_line_error(tmp_path: Path, capsys) -> None:
-    code, _, err = run(setup(tmp_path, {"basic": BASE["basic"], "attention": "{not json"}),
-                       capsys)
+def test_a_malformed_metrics_file_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    code, _, err = check(tmp_path, capsys, {"basic": SEEDS[1]["basic"],
+                                            "attention": "{not json"})
     assert code == 1
     assert "attention.json: not valid JSON" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run(setup(tmp_path, {"basic": BASE["basic"],
-                                        "attention": '{"val_bleu": "high"}'}), capsys)
-    assert code == 1 and "attention.json: val_bleu: expected a finite number" in err
 
 
-def test_update_baseline_writes_tracked_metrics(tmp_path: Path, capsys) -> None:
-    args = setup(tmp_path, BASE)
-    code, out, _ = run(["update-baseline", "--metrics", str(tmp_path / "metrics"),
-                        "--baseline", str(tmp_path / "new.json"), "--variants", "basic",
-                        "attention"], capsys)
-    assert code == 0
-    written = json.loads((tmp_path / "new.json").read_text())
-    made_on = written.pop("_made_on")
-    assert written == BASE  # no signature, no epochs
-    assert set(made_on) == {"cpu", "pin", "torch_kernels"}
-    code, out, _ = run(args + ["--baseline", str(tmp_path / "new.json")], capsys)
-    assert code == 0
-    assert f"baseline's:     {made_on['cpu']}; pin: {made_on['pin']}" in out
+def test_the_report_is_markdown_with_the_failures_first_and_the_plot(tmp_path: Path,
+                                                                     capsys) -> None:
+    now = json.loads(json.dumps(SEEDS[1]))
+    now["attention"]["val_bleu"] = 27.0
+    report = tmp_path / "out" / "report.md"
+    code, out, _ = check(tmp_path, capsys, now, extra=[
+        "--report", str(report), "--curves", str(tmp_path / "now" / "dvclive"),
+        "--what", "train.seed 0, abc123"])
+    assert code == 1
+    text = report.read_text()
+    assert text.startswith("## Metrics gate: failed\n")
+    failed = text[:text.index("<details>")]
+    assert "| attention | val_bleu | 31.000 | 1.000 | 27.000 | -4.000 | 3.000 | **WORSE** |" \
+        in failed and "| basic |" not in failed
+    assert "![Validation curves" in text and "(curves.png)" in text
+    assert (tmp_path / "out" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "This run: train.seed 0, abc123" in text
+    assert text.count("| basic |") == 2  # every metric, folded away
 
 
-def test_the_report_names_the_cpu_and_the_pin(tmp_path: Path, capsys, monkeypatch) -> None:
-    from pipeline.gate import cpu_name
+def test_update_baseline_needs_three_seeds_that_share_their_data(tmp_path: Path,
+                                                                 capsys) -> None:
+    a = write_run(tmp_path / "a", SEEDS[0])
+    b = write_run(tmp_path / "b", SEEDS[1])
+    args = ["update-baseline", "--baseline", str(tmp_path / "b.json"), "--tolerances",
+            str(tmp_path / "t.yaml"), "--variants", "basic", "attention"]
+    code, _, err = run([*args, "--run", f"0={a}", "--run", f"1={b}"], capsys)
+    assert code == 1 and "2 seed runs" in err
+    c = write_run(tmp_path / "c", SEEDS[2], {"pairs": {"train": 99, "valid": 10}})
+    code, _, err = run([*args, "--run", f"0={a}", "--run", f"1={b}", "--run", f"2={c}"], capsys)
+    assert code == 1 and "data counts differ" in err
+    code, _, err = run([*args, "--run", "x=" + str(a)], capsys)
+    assert code == 1 and "expected SEED=METRICS" in err
 
-    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    code, out, _ = run(setup(tmp_path, BASE), capsys)
-    assert code == 0
-    assert f"this machine:   {cpu_name()}; pin: MKL_CBWR=COMPATIBLE; PyTorch kernels: " in out
-    assert "baseline's:     not recorded" in out  # a baseline from before machines were kept
+
+def test_bad_bands(tmp_path: Path) -> None:
+    from pipeline.gate import load_bands
+
+    (tmp_path / "t.yaml").write_text("bands: {basic: {val_bleu: -1}}\n")
+    with pytest.raises(PipelineError, match="must not be negative"):
+        load_bands(tmp_path / "t.yaml")
+    (tmp_path / "t.yaml").write_text("val_bleu: 0.3\n")  # the old format
+    with pytest.raises(PipelineError, match="expected 'bands:"):
+        load_bands(tmp_path / "t.yaml")
+
+
+def test_the_committed_baseline_and_bands_agree() -> None:
+    """Every baseline metric has its band, and each band is what its comment says."""
+    from pipeline.gate import bands_of, load_bands, load_baseline
+
+    base = load_baseline(ROOT / "ci" / "baseline.json")
+    bands = load_bands(ROOT / "ci" / "tolerances.yaml")
+    spec = yaml.safe_load((ROOT / "ci" / "tolerances.yaml").read_text())
+    expected = bands_of(base, spec["k"], spec["floors"])
+    assert {v: set(m) for v, m in bands.items()} == {v: set(m) for v, m in expected.items()}
+    for v, metrics in expected.items():
+        for m, (band, _) in metrics.items():
+            assert bands[v][m] == pytest.approx(band, abs=1e-4), (v, m)
+    assert len(base.seeds) >= 3 and base.data
+
+
+def test_the_battery_s_patches_apply_to_this_tree(tmp_path: Path) -> None:
+    """A mutation that no longer applies tests nothing: each must apply to the tracked tree."""
+    patches = sorted((ROOT / "ci" / "mutations").glob("*.patch"))
+    harmless = sorted((ROOT / "ci" / "harmless").glob("*.patch"))
+    assert len(patches) >= 10 and harmless
+    for patch in patches + harmless:
+        out = subprocess.run(["git", "apply", "--check", str(patch)], cwd=ROOT,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, f"{patch.name}: {out.stderr}"
+
+
+def test_the_scripts_refuse_bad_arguments_at_once() -> None:
+    for cmd, want in ((["ci/pipeline.sh", "--seed", "x"], "--seed needs a whole number"),
+                      (["ci/pipeline.sh", "--fast"], "unknown argument '--fast'"),
+                      (["ci/mutants.sh", "no-such-bug"], "no-such-bug: no ci/mutations/")):
+        out = subprocess.run(["bash", *cmd], cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 2 and want in out.stderr, (cmd, out.stderr)
 
 
 def test_the_gate_pins_every_library_it_names() -> None:
     """ci/pipeline.sh sources ci/isa.env; under it torch reports the pinned kernels."""
-    import subprocess
-    import sys
-
     from pipeline.gate import PIN_VARS, cpu_name
 
-    root = Path(__file__).resolve().parents[1]
-    assert '. "$repo/ci/isa.env"' in (root / "ci" / "pipeline.sh").read_text()
+    assert '. "$repo/ci/isa.env"' in (ROOT / "ci" / "pipeline.sh").read_text()
     if "no AVX2" in cpu_name():
         pytest.skip("the pin chooses AVX2, which this CPU lacks")
     code = ("from pipeline.gate import machine; import json; print(json.dumps(machine()))")
     out = subprocess.run(["bash", "-c", f'set -a; . ci/isa.env; set +a; {sys.executable} '
-                          f'-c "{code}"'], cwd=root, capture_output=True, text=True, check=True)
+                          f'-c "{code}"'], cwd=ROOT, capture_output=True, text=True, check=True)
     m = json.loads(out.stdout)
     assert m["torch_kernels"] == "AVX2"
     assert [p.split("=")[0] for p in m["pin"].split()] == list(PIN_VARS)
 
 
-def test_bad_tolerances(tmp_path: Path) -> None:
-    from pipeline.gate import load_tolerances
+def test_a_score_that_is_not_sacrebleu_s_on_the_scored_files_is_a_mismatch(
+        tmp_path: Path, capsys) -> None:
+    """The gate scores the run's files again with sacreBLEU's defaults: a change to the metric
+    shows exactly, whatever training noise there is."""
+    import sacrebleu
 
-    (tmp_path / "t.yaml").write_text("val_bleu: -1\n")
-    with pytest.raises(PipelineError, match="must not be negative"):
-        load_tolerances(tmp_path / "t.yaml")
-
-
-def test_the_table_names_the_files_it_compared(tmp_path: Path, capsys) -> None:
-    cur = {"basic": BASE["basic"]}  # attention never ran here
-    code, out, _ = run(setup(tmp_path, cur), capsys)
+    refs = ["Where is the station?", "Who are you?", "What is Tom doing?"]
+    hyps = ["Where is the station?", "who are you?", "What is Tom eating?"]
+    now = json.loads(json.dumps(SEEDS[1]))
+    folder = tmp_path / "now" / "translations" / "basic"
+    folder.mkdir(parents=True)
+    for name, prefix in (("valid", "val"), ("test", "test")):
+        (folder / f"{name}.ref.txt").write_text("".join(r + "\n" for r in refs))
+        for search, suffix in (("greedy", ""), ("beam", "_beam")):
+            (folder / f"{name}.{search}.txt").write_text("".join(h + "\n" for h in hyps))
+            now["basic"][f"{prefix}_bleu{suffix}"] = sacrebleu.corpus_bleu(hyps, [refs]).score
+            now["basic"][f"{prefix}_chrf{suffix}"] = sacrebleu.corpus_chrf(hyps, [refs]).score
+    now["basic"]["val_bleu"] = 21.0  # inside its band, so only the rescoring can object...
+    code, out, _ = check(tmp_path, capsys, now)
     assert code == 1
-    files = out[out.index("compared with"):]
-    assert f"{tmp_path / 'metrics' / 'basic.json'} (written 20" in files
-    assert f"{tmp_path / 'metrics' / 'attention.json'} (missing)" in files
+    rows = verdicts(out)
+    assert rows["basic", "val_bleu=sacreBLEU"] == "MISMATCH"  # ...and it does
+    assert rows["basic", "test_bleu=sacreBLEU"] == rows["basic", "val_chrf_beam=sacreBLEU"] == "ok"
+    assert sum(k[1].endswith("=sacreBLEU") for k in rows) == 8

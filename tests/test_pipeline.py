@@ -49,10 +49,16 @@ def copy_project(ws: Path, *params: str) -> Path:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Path) -> Path:
-    """The project's files in a fresh git repo, data stages run on the shared tarball."""
+    """The project's files in a fresh git repo, data stages run on the shared tarball. The
+    models are small (what the stages do is tested here, not what a model learns): an epoch
+    of `basic` takes seconds, not a minute."""
     return copy_project(tmp_path_factory.mktemp("ws"), f"data.url={shared_tarball_path}",
-                        "train.threads=2", "variants.basic.train.epochs=1",
-                        "embeddings.train.epochs=1")
+                        *SMALL, "variants.basic.train.epochs=1", "embeddings.train.epochs=1")
+
+
+# Small sizes for the tests that run stages: vectors, hidden layers, batches.
+SMALL = ("train.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
+         "model.ff_size=64", "train.batch_size=64")
 
 
 @pytest.fixture(scope="module")
@@ -290,7 +296,8 @@ def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
     try:  # smaller than the quick run's defaults: the route is what is tested
         r = subprocess.run(["bash", "run.sh", "--quick", "-S", "train.batch_size=512",
                             "-S", "embeddings.train.epochs=1", "-S", "evaluate.beam_size=2",
-                            "-S", "variants.transformer.train.epochs=1"],
+                            "-S", "embeddings.dim=32", "-S", "variants.transformer.model."
+                            "ff_size=64", "-S", "variants.transformer.train.epochs=1"],
                            cwd=ws, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.close()

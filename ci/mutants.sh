@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The gate's battery (not run by .ci/run: about 4 minutes a row). Each patch in ci/mutations/
+# is a bug someone could plausibly commit, and the gate must fail on it; the gate must pass
+# with another train.seed and with each patch in ci/harmless/ (changes that only move
+# rounding). Every row runs `bash ci/pipeline.sh` in a scratch copy of the tracked tree with
+# the patch applied, against the committed baseline. Prints a Markdown table; each row's
+# gate log and report stay in ci/last-mutants/NAME/.
+#   bash ci/mutants.sh                 # every mutation, then the harmless checks
+#   bash ci/mutants.sh NAME...         # these (a mutation's or harmless patch's file name
+#                                      # without .patch, or seed-N)
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+tarball="${FREN_NMT_TARBALL:-$repo/../shared/data/training-giga-fren-tatoeba.tar}"
+[ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
+export FREN_NMT_TARBALL="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"
+out="$repo/ci/last-mutants"
+mkdir -p "$out"
+if [ $# -eq 0 ]; then
+  set -- $(cd "$repo/ci" && ls mutations/*.patch harmless/*.patch | sed 's|.*/||; s|\.patch$||') seed-7
+fi
+rows=() failures=0
+for name in "$@"; do
+  if [ -f "$repo/ci/mutations/$name.patch" ]; then patch="$repo/ci/mutations/$name.patch" want=fail
+  elif [ -f "$repo/ci/harmless/$name.patch" ]; then patch="$repo/ci/harmless/$name.patch" want=pass
+  elif [[ "$name" =~ ^seed-([0-9]+)$ ]]; then patch="" want=pass
+  else echo "error: $name: no ci/mutations/$name.patch, ci/harmless/$name.patch or seed-N" >&2
+       exit 2
+  fi
+  work="$(mktemp -d -t fren-nmt-mutant-XXXXXX)"
+  (cd "$repo" && git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work")
+  args=()
+  [ -z "$patch" ] || (cd "$work" && git apply "$patch") || { echo "error: $patch does not apply" >&2; exit 1; }
+  [ -n "$patch" ] || args=(--seed "${BASH_REMATCH[1]}")
+  (cd "$work" && git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm "$name")
+  echo "=== $name (the gate must ${want}) ==="
+  start=$SECONDS
+  bash "$work/ci/pipeline.sh" "${args[@]}" >"$work/run.log" 2>&1
+  code=$?
+  took=$(( SECONDS - start ))
+  mkdir -p "$out/$name" && cp "$work/run.log" "$out/$name/" && cp -r "$work/ci/last/." "$out/$name/" 2>/dev/null
+  line="$(grep -h '^check-metrics: ' "$work/run.log" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
+  if [ -z "$line" ]; then
+    line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$work/run.log" | cut -c1-120)"
+  fi
+  if [ "$code" -ne 0 ]; then got=fail; else got=pass; fi
+  ok=yes; [ "$got" = "$want" ] || { ok=NO; failures=$(( failures + 1 )); }
+  case "$want" in fail) what=caught ;; *) what=passed ;; esac
+  [ "$ok" = yes ] || case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac
+  rows+=("| $name | $what | ${line//|/\\|} | ${took}s |")
+  echo "$name: the gate ${got}ed (${took}s): $line"
+  rm -rf "$work"
+done
+echo
+echo "| row | result | what the gate said | time |"
+echo "|---|---|---|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "mutants: $(( ${#rows[@]} - failures )) of ${#rows[@]} rows as they should be" \
+  "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(date +%Y-%m-%d))"
+[ "$failures" -eq 0 ]
