@@ -211,5 +211,7 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     assert new["data"]["url"] == "/data/x.tar" and new["train"]["clip"] == 0.5
     ci = yaml.safe_load((ROOT / "ci/params.yaml").read_text())  # the overlay's values win
     assert new["train"]["threads"] == ci["train"]["threads"] == 2
-    assert new["variants"]["all"]["train"] == ci["variants"]["all"]["train"]
+    over = ci["variants"]["all"]["train"]
+    assert {k: new["variants"]["all"]["train"][k] for k in over} == over
+    assert new["variants"]["all"]["train"]["teacher_forcing"] is True  # merged, not replaced
     assert new["data"]["sha256"] is None  # what the overlay does not name stays
