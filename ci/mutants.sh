@@ -8,7 +8,12 @@
 #   bash ci/mutants.sh                 # every mutation, then the harmless checks
 #   bash ci/mutants.sh NAME...         # these (a mutation's or harmless patch's file name
 #                                      # without .patch, or seed-N)
+#   bash ci/mutants.sh --recheck [NAME...]  # judge the rows kept in ci/last-mutants again
+#                                      # against the committed baseline and bands (after the
+#                                      # bands changed: the runs themselves are deterministic)
 set -uo pipefail
+recheck=""
+[ "${1:-}" != "--recheck" ] || { recheck=1; shift; }
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 tarball="${FREN_NMT_TARBALL:-$repo/../shared/data/training-giga-fren-tatoeba.tar}"
 [ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
@@ -26,6 +31,25 @@ for name in "$@"; do
   else echo "error: $name: no ci/mutations/$name.patch, ci/harmless/$name.patch or seed-N" >&2
        exit 2
   fi
+  case "$want" in fail) what=caught ;; *) what=passed ;; esac
+  if [ -n "$recheck" ]; then
+    kept="$(ls -d "$out/$name"/seed-*/ 2>/dev/null | head -1)"
+    took="$(cat "$out/$name/seconds" 2>/dev/null || echo '?')"
+    if [ -n "$kept" ]; then
+      fren-nmt check-metrics --metrics "$kept" --baseline "$repo/ci/baseline.json" \
+        --tolerances "$repo/ci/tolerances.yaml" >"$out/$name/recheck.log" 2>&1
+      code=$?
+      line="$(grep -h '^check-metrics: ' "$out/$name/recheck.log" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
+    else  # the pipeline crashed: nothing to judge again
+      code=1
+      line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$out/$name/run.log" | cut -c1-120)"
+    fi
+    if [ "$code" -ne 0 ]; then got=fail; else got=pass; fi
+    [ "$got" = "$want" ] || { failures=$(( failures + 1 ))
+      case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac; }
+    rows+=("| $name | $what | ${line//|/\\|} | ${took}s |")
+    continue
+  fi
   work="$(mktemp -d -t fren-nmt-mutant-XXXXXX)"
   (cd "$repo" && git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work")
   args=()
@@ -37,15 +61,16 @@ for name in "$@"; do
   bash "$work/ci/pipeline.sh" "${args[@]}" >"$work/run.log" 2>&1
   code=$?
   took=$(( SECONDS - start ))
-  mkdir -p "$out/$name" && cp "$work/run.log" "$out/$name/" && cp -r "$work/ci/last/." "$out/$name/" 2>/dev/null
+  rm -rf "${out:?}/$name" && mkdir -p "$out/$name" && cp "$work/run.log" "$out/$name/"
+  cp -r "$work/ci/last/." "$out/$name/" 2>/dev/null
+  echo "$took" >"$out/$name/seconds"
   line="$(grep -h '^check-metrics: ' "$work/run.log" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
   if [ -z "$line" ]; then
     line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$work/run.log" | cut -c1-120)"
   fi
   if [ "$code" -ne 0 ]; then got=fail; else got=pass; fi
-  ok=yes; [ "$got" = "$want" ] || { ok=NO; failures=$(( failures + 1 )); }
-  case "$want" in fail) what=caught ;; *) what=passed ;; esac
-  [ "$ok" = yes ] || case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac
+  [ "$got" = "$want" ] || { failures=$(( failures + 1 ))
+    case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac; }
   rows+=("| $name | $what | ${line//|/\\|} | ${took}s |")
   echo "$name: the gate ${got}ed (${took}s): $line"
   rm -rf "$work"

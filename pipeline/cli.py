@@ -218,21 +218,26 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
 
     from pipeline import gate
 
-    runs, curves = {}, {}
-    for item in args.run:
-        seed, _, rest = item.partition("=")
-        metrics, _, dvclive = rest.partition(":")
-        if not seed.isdigit() or not metrics:
-            raise PipelineError(f"update-baseline: --run {item!r}: expected SEED=METRICS[:DVCLIVE]")
-        runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
-    base = gate.write_baseline(args.baseline, runs, curves, args.variants)
+    if args.from_baseline:  # new bands from the runs already in the baseline
+        base = gate.load_baseline(args.baseline)
+        wrote = f"{args.tolerances} from the {len(base.seeds)} seeds in {args.baseline}"
+    else:
+        runs, curves = {}, {}
+        for item in args.run or []:
+            seed, _, rest = item.partition("=")
+            metrics, _, dvclive = rest.partition(":")
+            if not seed.isdigit() or not metrics:
+                raise PipelineError(f"update-baseline: --run {item!r}: expected "
+                                    "SEED=METRICS[:DVCLIVE]")
+            runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
+        base = gate.write_baseline(args.baseline, runs, curves, args.variants)
+        wrote = f"{args.baseline} ({len(runs)} seeds) and {args.tolerances}"
     floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
     text = gate.tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
                                 f"{datetime.date.today():%Y-%m-%d}")
     with atomic_path(args.tolerances, ".yaml") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    print(f"update-baseline: wrote {args.baseline} ({len(runs)} seeds) and {args.tolerances}; "
-          "commit both, saying why the metrics moved")
+    print(f"update-baseline: wrote {wrote}; commit them, saying why the metrics moved")
 
 
 def positive_int(text: str) -> int:
@@ -385,13 +390,15 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_metrics)
 
     p = sub.add_parser("update-baseline", help="make the baseline and its bands from seed runs")
-    p.add_argument("--run", action="append", required=True, metavar="SEED=METRICS[:DVCLIVE]",
+    p.add_argument("--run", action="append", metavar="SEED=METRICS[:DVCLIVE]",
                    help="one run: its train.seed, metrics folder and dvclive folder; 3 or more")
+    p.add_argument("--from-baseline", action="store_true",
+                   help="write the bands again from the runs in --baseline (a new --k, say)")
     p.add_argument("--baseline", default="ci/baseline.json")
     p.add_argument("--tolerances", default="ci/tolerances.yaml")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    p.add_argument("--k", type=non_negative, default=5.0,
-                   help="a band is k x the seeds' standard deviation (default 5)")
+    p.add_argument("--k", type=non_negative, default=6.0,
+                   help="a band is k x the seeds' standard deviation (default 6)")
     p.add_argument("--floor-bleu", type=non_negative, default=0.5, help="smallest BLEU band")
     p.add_argument("--floor-chrf", type=non_negative, default=0.5, help="smallest chrF band")
     p.add_argument("--floor-loss", type=non_negative, default=0.005, help="smallest loss band")

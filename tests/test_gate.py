@@ -96,9 +96,9 @@ def test_the_baseline_keeps_every_seed_and_the_bands_say_where_they_come_from(
     assert bands["basic"]["val_bleu"] == pytest.approx(3.0)  # 3 x sd 1.0
     assert bands["basic"]["val_loss"] == pytest.approx(0.05)  # the floor: 3 x 0.01 is less
     text = tol.read_text()
-    assert "val_bleu: 3.0000  # 3 x sd 1.0000" in text
-    assert "val_loss: 0.0500  # floor (3 x sd 0.0100 is less)" in text
-    assert "train.seed 0, 1, 2" in text
+    assert "val_bleu: 3.0000  # 3 x max(sd 1.0000, pooled 1.0000)" in text
+    assert "val_loss: 0.0500  # floor (3 x max(sd 0.0100, pooled 0.0100) is less)" in text
+    assert "train.seed 0, 1, 2;" in text
 
 
 def test_within_the_band_passes_in_both_directions(tmp_path: Path, capsys) -> None:
@@ -278,3 +278,25 @@ def test_a_score_that_is_not_sacrebleu_s_on_the_scored_files_is_a_mismatch(
     assert rows["basic", "val_bleu=sacreBLEU"] == "MISMATCH"  # ...and it does
     assert rows["basic", "test_bleu=sacreBLEU"] == rows["basic", "val_chrf_beam=sacreBLEU"] == "ok"
     assert sum(k[1].endswith("=sacreBLEU") for k in rows) == 8
+
+
+def test_a_variant_whose_seeds_happen_to_agree_gets_the_pooled_spread(tmp_path: Path) -> None:
+    """Five runs can agree by chance: the band never falls under the spread pooled over the
+    variants, and bands can be written again from the baseline alone (a new k)."""
+    from pipeline.gate import bands_of, load_baseline
+
+    runs = {s: json.loads(json.dumps(m)) for s, m in SEEDS.items()}
+    for m in runs.values():
+        m["attention"]["val_bleu"] = 31.0  # attention's seeds agree exactly
+    args = []
+    for seed, metrics in runs.items():
+        folder = write_run(tmp_path / f"seed-{seed}", metrics)
+        args += ["--run", f"{seed}={folder}"]
+    base, tol = tmp_path / "b.json", tmp_path / "t.yaml"
+    main(["update-baseline", *args, "--baseline", str(base), "--tolerances", str(tol),
+          "--variants", "basic", "attention", "--k", "3"])
+    bands = bands_of(load_baseline(base), 3, {"bleu": 0.5, "chrf": 0.5, "loss": 0.005})
+    assert bands["attention"]["val_bleu"][0] == pytest.approx(3 * (0.5 ** 0.5))  # pooled sd
+    main(["update-baseline", "--from-baseline", "--baseline", str(base), "--tolerances",
+          str(tol), "--k", "6"])
+    assert yaml.safe_load(tol.read_text())["bands"]["basic"]["val_bleu"] == pytest.approx(6.0)
