@@ -33,6 +33,9 @@ for name in "$@"; do
   fi
   case "$want" in fail) what=caught ;; *) what=passed ;; esac
   if [ -n "$recheck" ]; then
+    if [ ! -f "$out/$name/run.log" ]; then  # never run here: say so, and count it
+      rows+=("| $name | not run | - | - |"); failures=$(( failures + 1 )); continue
+    fi
     kept="$(ls -d "$out/$name"/seed-*/ 2>/dev/null | head -1)"
     took="$(cat "$out/$name/seconds" 2>/dev/null || echo '?')"
     if [ -n "$kept" ]; then

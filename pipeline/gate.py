@@ -263,8 +263,8 @@ def tolerances_yaml(base: Baseline, baseline_path: str, k: float, floors: dict[s
         "# standard deviations of the metric: over those runs, and pooled over the six variants",
         "# (from 5 runs alone an sd can come out far too small), or the floor where that is",
         "# smaller. A fresh run fails when a metric is further than its band from the mean, in",
-        "# either direction. k 6: another seed (7) came within 4 of these sds, and every",
-        "# mutation in ci/mutations/ still fails (BENCHMARKS.md, 'The metrics gate').",
+        "# either direction. k 6: another seed (7) came within 4 of these sds; what the",
+        "# battery in ci/mutations/ shows at k 6 is in BENCHMARKS.md ('The metrics gate').",
         f"k: {k:g}",
         "floors: {" + ", ".join(f"{n}: {v:g}" for n, v in floors.items()) + "}",
         "bands:",
@@ -390,7 +390,7 @@ def summary(rows: list[Row]) -> str:
                                          abs(r.change or 0) / max(r.band, 1e-9)))
         what = f"{worst.metric} {worst.verdict}"
         if worst.change is not None:
-            what += f" {worst.change:+.3f}" + (f" ({abs(worst.change) / worst.band:.0f} bands)"
+            what += f" {worst.change:+.3f}" + (f" ({abs(worst.change) / worst.band:.1f} bands)"
                                               if worst.band else "")
         parts.append(f"{variant}: {what}" + (f", {len(mine) - 1} more" if len(mine) > 1 else ""))
     return "; ".join(parts)

@@ -119,7 +119,7 @@ def test_worse_beyond_the_band_fails(tmp_path: Path, capsys) -> None:
     assert code == 1
     v = verdicts(out)
     assert v["attention", "val_bleu"] == "WORSE" and v["basic", "val_loss"] == "WORSE"
-    assert "attention: val_bleu WORSE -4.000 (1 bands)" in out
+    assert "attention: val_bleu WORSE -4.000 (1.3 bands)" in out
     assert "moved beyond their noise bands" in err and len(err.strip().splitlines()) == 1
 
 
