@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pipeline.files import PipelineError, atomic_path, read_json, write_json
 from pipeline.params import load_params
+from pipeline.significance import read_system
 
 HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
                     for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
@@ -125,7 +126,7 @@ def rescore(folder: str | Path, variants: list[str]) -> dict[str, dict[str, floa
     against SET.ref.txt), as sacreBLEU computes them with its defaults: what evaluate must
     have reported, whatever the models learned. A change to the metric itself shows here
     exactly, with no training noise in the way."""
-    import sacrebleu
+    import sacrebleu  # its own defaults, not pipeline.metrics: that is what is checked
 
     out: dict[str, dict[str, float]] = {}
     for variant in variants:
@@ -133,8 +134,8 @@ def rescore(folder: str | Path, variants: list[str]) -> dict[str, dict[str, floa
         if not folder_v.is_dir():
             continue
         for name, prefix, search, suffix in SCORED:
-            refs = (folder_v / f"{name}.ref.txt").read_text(encoding="utf-8").split("\n")[:-1]
-            hyps = (folder_v / f"{name}.{search}.txt").read_text(encoding="utf-8").split("\n")[:-1]
+            refs = read_system(folder_v / f"{name}.ref.txt")
+            hyps = read_system(folder_v / f"{name}.{search}.txt", len(refs))
             out.setdefault(variant, {}).update({
                 f"{prefix}_bleu{suffix}": sacrebleu.corpus_bleu(hyps, [refs]).score,
                 f"{prefix}_chrf{suffix}": sacrebleu.corpus_chrf(hyps, [refs]).score})
