@@ -24,6 +24,17 @@ if [ $# -eq 0 ]; then
   set -- $(cd "$repo/ci" && ls mutations/*.patch harmless/*.patch | sed 's|.*/||; s|\.patch$||') seed-7
 fi
 rows=() failures=0
+judge() {  # judge NAME WANT CODE LOG SECONDS: add the row; the log holds check-metrics' line
+  local got=pass what line
+  [ "$3" -eq 0 ] || got=fail
+  case "$2" in fail) what=caught ;; *) what=passed ;; esac
+  [ "$got" = "$2" ] || { failures=$(( failures + 1 ))
+    case "$2" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac; }
+  line="$(grep -h '^check-metrics: ' "$4" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
+  [ -n "$line" ] || line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$4" | cut -c1-120)"
+  rows+=("| $1 | $what | ${line//|/\\|} | $5s |")
+  echo "$1: the gate ${got}ed ($5s): $line"
+}
 for name in "$@"; do
   if [ -f "$repo/ci/mutations/$name.patch" ]; then patch="$repo/ci/mutations/$name.patch" want=fail
   elif [ -f "$repo/ci/harmless/$name.patch" ]; then patch="$repo/ci/harmless/$name.patch" want=pass
@@ -31,26 +42,19 @@ for name in "$@"; do
   else echo "error: $name: no ci/mutations/$name.patch, ci/harmless/$name.patch or seed-N" >&2
        exit 2
   fi
-  case "$want" in fail) what=caught ;; *) what=passed ;; esac
   if [ -n "$recheck" ]; then
     if [ ! -f "$out/$name/run.log" ]; then  # never run here: say so, and count it
       rows+=("| $name | not run | - | - |"); failures=$(( failures + 1 )); continue
     fi
     kept="$(ls -d "$out/$name"/seed-*/ 2>/dev/null | head -1)"
-    took="$(cat "$out/$name/seconds" 2>/dev/null || echo '?')"
+    log="$out/$name/run.log" code=1  # the pipeline crashed: nothing to judge again
     if [ -n "$kept" ]; then
+      log="$out/$name/recheck.log"
       fren-nmt check-metrics --metrics "$kept" --baseline "$repo/ci/baseline.json" \
-        --tolerances "$repo/ci/tolerances.yaml" >"$out/$name/recheck.log" 2>&1
+        --tolerances "$repo/ci/tolerances.yaml" >"$log" 2>&1
       code=$?
-      line="$(grep -h '^check-metrics: ' "$out/$name/recheck.log" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
-    else  # the pipeline crashed: nothing to judge again
-      code=1
-      line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$out/$name/run.log" | cut -c1-120)"
     fi
-    if [ "$code" -ne 0 ]; then got=fail; else got=pass; fi
-    [ "$got" = "$want" ] || { failures=$(( failures + 1 ))
-      case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac; }
-    rows+=("| $name | $what | ${line//|/\\|} | ${took}s |")
+    judge "$name" "$want" "$code" "$log" "$(cat "$out/$name/seconds" 2>/dev/null || echo '?')"
     continue
   fi
   work="$(mktemp -d -t fren-nmt-mutant-XXXXXX)"
@@ -67,15 +71,7 @@ for name in "$@"; do
   rm -rf "${out:?}/$name" && mkdir -p "$out/$name" && cp "$work/run.log" "$out/$name/"
   cp -r "$work/ci/last/." "$out/$name/" 2>/dev/null
   echo "$took" >"$out/$name/seconds"
-  line="$(grep -h '^check-metrics: ' "$work/run.log" | grep -v 'report in' | tail -1 | sed 's/^check-metrics: //')"
-  if [ -z "$line" ]; then
-    line="the pipeline crashed: $(grep -m1 -iE 'error|exception' "$work/run.log" | cut -c1-120)"
-  fi
-  if [ "$code" -ne 0 ]; then got=fail; else got=pass; fi
-  [ "$got" = "$want" ] || { failures=$(( failures + 1 ))
-    case "$want" in fail) what="NOT caught" ;; *) what="FAILED" ;; esac; }
-  rows+=("| $name | $what | ${line//|/\\|} | ${took}s |")
-  echo "$name: the gate ${got}ed (${took}s): $line"
+  judge "$name" "$want" "$code" "$work/run.log" "$took"
   rm -rf "$work"
 done
 echo
