@@ -155,7 +155,8 @@ def cmd_check_metrics(args: argparse.Namespace) -> None:
     base = gate.load_baseline(args.baseline)
     rows = gate.check(base, gate.load_current(args.metrics, base.variants),
                       gate.load_bands(args.tolerances), args.tolerances,
-                      gate.rescore(args.metrics, base.variants))
+                      gate.rescore(args.metrics, base.variants),
+                      gate.search_checks(args.metrics, base.variants))
     print(gate.format_table(rows))
     print(compared_files(args.metrics, base.variants, args.baseline))
     here = gate.machine()

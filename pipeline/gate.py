@@ -8,7 +8,9 @@ regularizer), and a baseline is moved on purpose, in the change that moves it. T
 (ci/tolerances.yaml) are k times each metric's standard deviation over the seeds, never under
 a floor; `tolerances_yaml` writes them with where each comes from. The data counts do not
 depend on the seed: any change to one is CHANGED. And the scores are recomputed from the
-files the run scored, with sacreBLEU's defaults: a change to the metric is a MISMATCH.
+files the run scored, with sacreBLEU's defaults: a change to the metric is a MISMATCH. So is
+a search whose own figures disagree with the model's teacher-forced forward (evaluate's
+search_check, pipeline/metrics.py): its counts must be 0, whatever the model learned.
 
 The numbers depend on the CPU's instruction set unless it is pinned (ci/isa.env, set by
 ci/pipeline.sh): the report names the CPU and the pin of this run and of the baseline's.
@@ -139,6 +141,23 @@ def rescore(folder: str | Path, variants: list[str]) -> dict[str, dict[str, floa
             out.setdefault(variant, {}).update({
                 f"{prefix}_bleu{suffix}": sacrebleu.corpus_bleu(hyps, [refs]).score,
                 f"{prefix}_chrf{suffix}": sacrebleu.corpus_chrf(hyps, [refs]).score})
+    return out
+
+
+SEARCH_COUNTS = ("greedy_not_argmax", "beam1_not_greedy", "beam_scores_off")
+
+
+def search_checks(folder: str | Path, variants: list[str]) -> dict[str, dict[str, float]]:
+    """Each variant's search_check counts from metrics/VARIANT.json (an empty dict where the
+    run wrote none, which the check reports MISSING)."""
+    out: dict[str, dict[str, float]] = {}
+    for variant in variants:
+        path = Path(folder) / f"{variant}.json"
+        if not path.exists():
+            continue
+        found = read_json(path).get("search_check") or {}
+        out[variant] = {f"search_check.{k}": _number(found[k], f"{path}: search_check.{k}")
+                        for k in SEARCH_COUNTS if k in found}
     return out
 
 
@@ -317,10 +336,12 @@ class Row:
 
 def check(base: Baseline, current: dict[str, dict[str, float] | None],
           bands: dict[str, dict[str, float]], bands_path: str = "ci/tolerances.yaml",
-          rescored: dict[str, dict[str, float]] | None = None) -> list[Row]:
+          rescored: dict[str, dict[str, float]] | None = None,
+          searched: dict[str, dict[str, float]] | None = None) -> list[Row]:
     """A row per baseline metric (ok, WORSE or BETTER against its band around the seeds'
-    mean), per data count (ok or CHANGED), and, given `rescored`, per score that sacreBLEU
-    recomputed from the scored files (ok or MISMATCH with what the run reported)."""
+    mean), per data count (ok or CHANGED); given `rescored`, per score that sacreBLEU
+    recomputed from the scored files (ok or MISMATCH with what the run reported); given
+    `searched`, per search_check count (ok at 0, else MISMATCH)."""
     rows: list[Row] = []
     for variant, metrics in base.runs.items():
         now_metrics = current.get(variant)
@@ -346,6 +367,13 @@ def check(base: Baseline, current: dict[str, dict[str, float] | None],
             verdict = ("MISSING" if now is None else "ok" if abs(now - value) <= 1e-9
                        else "MISMATCH")
             rows.append(Row(variant, f"{metric}=sacreBLEU", value, None, now, 0.0, verdict))
+    if searched is not None:  # the searches against the model: exact
+        for variant in base.runs:
+            found = searched.get(variant, {})
+            for name in SEARCH_COUNTS:
+                now = found.get(f"search_check.{name}")
+                verdict = "MISSING" if now is None else "ok" if now == 0 else "MISMATCH"
+                rows.append(Row(variant, f"search_check.{name}", 0.0, None, now, 0.0, verdict))
     counts = current.get(DATA) or {}
     for name, value in base.data.items():
         now = counts.get(name)
@@ -364,7 +392,7 @@ def _num(x: float | None, sign: bool = False, count: bool = False) -> str:
 
 def _cells(r: Row) -> list[str]:
     """baseline, sd, now, change and band as the tables print them (counts as counts)."""
-    n = r.variant == DATA
+    n = r.variant == DATA or r.metric.startswith("search_check.")
     return [_num(r.mean, count=n), _num(r.sd), _num(r.now, count=n),
             _num(r.change, True, count=n), f"{r.band:.3f}"]
 

@@ -1,6 +1,7 @@
 """Stage evaluate@VARIANT: losses, and BLEU and chrF of greedy and beam search on the
 validation and test sets, both the standard figures (the printed text against the original
-English) and the lesson's (tokens); the translations that were scored, samples, heatmaps."""
+English) and the lesson's (tokens); the searches checked against the model; the translations
+that were scored, samples, heatmaps."""
 
 import sys
 import time
@@ -16,6 +17,7 @@ from pipeline.metrics import (
     lesson_val_loss,
     outputs_of,
     scores,
+    search_check,
     translate_tokens,
 )
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
@@ -88,6 +90,9 @@ def main() -> None:
         "decode_sentences_per_second": {
             search: round(len(valid) / seconds[f"valid_{search}"], 1)
             for search in ("greedy", "beam")},
+        # the searches' own figures against the model's teacher-forced forward (the gate)
+        "search_check": search_check(model, scored_valid.split, ev.batch_size, limit, device,
+                                     ev.beam_size, ev.alpha),
         "bleu_by_source_length": bleu_by_length(
             [len(t) for t in scored_valid.sources],
             {s: texts["valid", s] for s in ("greedy", "beam")}, scored_valid.text_refs),

@@ -25,6 +25,8 @@ SEEDS = {
                                                                      "val_loss": 1.52}},
 }
 DATA = {"pairs": {"train": 100, "valid": 10}, "split": "grouped"}
+CLEAN_SEARCH = {"sentences": 10, "greedy_not_argmax": 0, "beam1_not_greedy": 0,
+                "beam_scores_off": 0, "largest_gap": 2e-6}  # evaluate's search_check
 
 
 def write_run(folder: Path, metrics: dict, data: dict = DATA, curves: bool = True) -> Path:
@@ -32,7 +34,8 @@ def write_run(folder: Path, metrics: dict, data: dict = DATA, curves: bool = Tru
     for variant, values in metrics.items():
         (folder / f"{variant}.json").write_text(
             values if isinstance(values, str) else json.dumps(
-                {**values, "bleu_signature": "nrefs:1|tok:13a", "epochs": 3}))
+                {"search_check": CLEAN_SEARCH, **values, "bleu_signature": "nrefs:1|tok:13a",
+                 "epochs": 3}))
         if curves:
             plots = folder / "dvclive" / variant / "plots" / "metrics"
             plots.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ def test_within_the_band_passes_in_both_directions(tmp_path: Path, capsys) -> No
     code, out, _ = check(tmp_path, capsys, now)
     assert code == 0, out
     assert set(verdicts(out).values()) == {"ok"}
-    assert "all 6 metrics within their bands" in out
+    assert "all 12 metrics within their bands" in out  # 4 banded, 2 counts, 6 search
 
 
 def test_worse_beyond_the_band_fails(tmp_path: Path, capsys) -> None:
@@ -176,7 +179,7 @@ def test_the_report_is_markdown_with_the_failures_first_and_the_plot(tmp_path: P
     assert "![Validation curves" in text and "(curves.png)" in text
     assert (tmp_path / "out" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "This run: train.seed 0, abc123" in text
-    assert text.count("| basic |") == 2  # every metric, folded away
+    assert text.count("| basic |") == 5  # every metric (2 banded, 3 search), folded away
 
 
 def test_update_baseline_needs_three_seeds_that_share_their_data(tmp_path: Path,
@@ -278,6 +281,21 @@ def test_a_score_that_is_not_sacrebleu_s_on_the_scored_files_is_a_mismatch(
     assert rows["basic", "val_bleu=sacreBLEU"] == "MISMATCH"  # ...and it does
     assert rows["basic", "test_bleu=sacreBLEU"] == rows["basic", "val_chrf_beam=sacreBLEU"] == "ok"
     assert sum(k[1].endswith("=sacreBLEU") for k in rows) == 8
+
+
+def test_a_search_that_disagrees_with_its_model_is_a_mismatch(tmp_path: Path, capsys) -> None:
+    """evaluate's search_check counts must be 0 whatever the model learned; a run without
+    them is MISSING, not passed."""
+    now = json.loads(json.dumps(SEEDS[1]))
+    now["basic"]["search_check"] = {**CLEAN_SEARCH, "beam_scores_off": 3}
+    now["attention"]["search_check"] = {}
+    code, out, _ = check(tmp_path, capsys, now)
+    assert code == 1
+    rows = verdicts(out)
+    assert rows["basic", "search_check.beam_scores_off"] == "MISMATCH"
+    assert rows["basic", "search_check.greedy_not_argmax"] == "ok"
+    assert rows["attention", "search_check.beam1_not_greedy"] == "MISSING"
+    assert "basic: search_check.beam_scores_off MISMATCH +3" in out
 
 
 def test_a_variant_whose_seeds_happen_to_agree_gets_the_pooled_spread(tmp_path: Path) -> None:

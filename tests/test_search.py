@@ -4,11 +4,12 @@ scores are constructed, and independent of batching."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
+from test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 from torch import nn
 
 from pipeline.data import Split
@@ -45,6 +46,12 @@ class Scripted(nn.Module):
 
     def step(self, prev: torch.Tensor, state: State):
         return F.one_hot(prev, V).float(), state, None
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
+                force: object = None) -> torch.Tensor:
+        """Teacher forcing over all of tgt at once (what search_check scores with)."""
+        prev = torch.cat([torch.full_like(tgt[:, :1], BOS), tgt[:, :-1]], 1)
+        return self.out(F.one_hot(prev, V).float())
 
 
 def run(model: nn.Module, rows: int = 1, max_len: int = 10, **kw):
@@ -180,3 +187,76 @@ def test_an_ensemble_of_one_model_or_of_a_model_with_itself_is_that_model(varian
         for row, erow in zip(b, eb):
             for h, eh in zip(row, erow):
                 assert eh.score == pytest.approx(h.score, abs=1e-4)
+
+
+# --- the searches checked against the model (the metrics gate's search_check) ----------------
+def check_split(n: int = 13):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    fr = [list(rng.integers(4, SRC_V, rng.integers(1, 9))) + [EOS] for _ in range(n)]
+    return Split(pd.DataFrame({"fr_ids": fr, "en_ids": [[EOS]] * n, "line": range(n)}))
+
+
+def run_check(model: nn.Module) -> dict[str, float]:
+    from pipeline.metrics import search_check
+
+    return search_check(model, check_split(), 5, OutputLimit(1.0, 3, 10),
+                        torch.device("cpu"), 4, 0.6)
+
+
+# Beam and greedy differ, hypotheses end by _eos_ after 1 and 2 words, and the best one
+# leaves the beam from its second slot (B then _eos_, 0.36): what the beam's bookkeeping and
+# length penalty must get right.
+BRANCHING = Scripted({BOS: {A: 0.6, B: 0.4}, A: {EOS: 0.3, C: 0.36, D: 0.34}, C: {EOS: 1.0},
+                      D: {EOS: 1.0}, B: {EOS: 0.9, C: 0.1}})
+
+
+def talker(variant: str) -> nn.Module:
+    """A model whose hypotheses run to their limits (5-10 tokens on check_split's sources)."""
+    torch.manual_seed(0)
+    return build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_searches_agree_with_the_models_forced_forward(variant: str) -> None:
+    # hypotheses cut at their limits, and (eos_prone) ended by _eos_ at once
+    for model in (talker(variant), eos_prone(variant, 0), BRANCHING):
+        found = run_check(model)
+        assert found["sentences"] == 13
+        assert {k: found[k] for k in ("greedy_not_argmax", "beam1_not_greedy",
+                                      "beam_scores_off")} == {
+            "greedy_not_argmax": 0, "beam1_not_greedy": 0, "beam_scores_off": 0}
+        assert found["largest_gap"] < 1e-4
+
+
+@pytest.mark.parametrize("mutation", ["search-beam-length-penalty-multiplies",
+                                      "search-beam-finished-from-wrong-origin",
+                                      "search-greedy-feeds-bos-at-every-step"])
+def test_the_search_check_catches_the_battery_s_search_bugs(
+        mutation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each search mutation of the gate's battery (ci/mutations/), applied to a copy of
+    pipeline/search.py, shows in search_check's counts: the beam ones are what the gate's
+    training noise hides."""
+    import importlib.util
+    import shutil
+    import subprocess
+    import sys
+
+    import pipeline.metrics as metrics
+
+    (tmp_path / "pipeline").mkdir()
+    shutil.copy(ROOT / "pipeline" / "search.py", tmp_path / "pipeline" / "search.py")
+    subprocess.run(["git", "apply", str(ROOT / "ci" / "mutations" / f"{mutation}.patch")],
+                   cwd=tmp_path, check=True)
+    spec = importlib.util.spec_from_file_location("mutated_search",
+                                                  tmp_path / "pipeline" / "search.py")
+    mutated = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutated_search", mutated)  # for its dataclasses
+    spec.loader.exec_module(mutated)
+    assert run_check(BRANCHING)["beam_scores_off"] == 0  # the real search first
+    monkeypatch.setattr(metrics, "beam_search", mutated.beam_search)
+    monkeypatch.setattr(metrics, "greedy", mutated.greedy)
+    found = run_check(BRANCHING)
+    assert found["beam_scores_off"] + found["greedy_not_argmax"] > 0
