@@ -215,3 +215,31 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     assert {k: new["variants"]["all"]["train"][k] for k in over} == over
     assert new["variants"]["all"]["train"]["teacher_forcing"] is True  # merged, not replaced
     assert new["data"]["sha256"] is None  # what the overlay does not name stays
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    import re
+
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in text.splitlines() if line.startswith("#")}
+
+
+def test_every_link_in_the_readme_and_docs_leads_somewhere() -> None:
+    import re
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) > 5
+    broken = []
+    for page in pages:
+        for link in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if link.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.name}: {link}")
+            elif anchor and target.suffix == ".md" and \
+                    anchor not in _anchors(target.read_text(encoding="utf-8")):
+                broken.append(f"{page.name}: {link} (no such heading)")
+    assert not broken
