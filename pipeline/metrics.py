@@ -13,14 +13,13 @@ from dataclasses import dataclass
 
 import sacrebleu
 import torch
-import torch.nn.functional as F
 
 from pipeline.data import Split, WholeSet
 from pipeline.decoder import Model
-from pipeline.search import OutputLimit, beam_search, greedy, length_penalty, translate_split
+from pipeline.search import OutputLimit, translate_split
 from pipeline.train import seq_loss
 from pipeline.translate import to_text
-from pipeline.vocab import EOS, PAD, ids_to_tokens
+from pipeline.vocab import ids_to_tokens
 
 
 @torch.no_grad()
@@ -119,67 +118,3 @@ def bleu_by_length(src_lengths: list[int], outputs: dict[str, list[str]],
             search: round(bleu([hyps[i] for i in rows], [references[i] for i in rows])[0], 2)
             for search, hyps in outputs.items()}}
     return out
-
-
-# The search decodes one step at a time on B*K rows; the teacher-forced forward runs all steps
-# at once on B rows (the training path). Their kernels round differently, by about 1e-6 per
-# token here (metrics/VARIANT.json's search_check.largest_gap says how far on each run); a
-# search bug moves a hypothesis' log-probability by tenths or more.
-SEARCH_TOLERANCE = 1e-3
-
-
-@torch.no_grad()
-def forced_log_probs(model: Model, src: torch.Tensor, src_len: torch.Tensor,
-                     hyps: list[list[int]], ended: list[bool]
-                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each hypothesis (and its _eos_ where it `ended`), fed to the model's teacher-forced
-    forward: the log-probability of each of its tokens, and the best log-probability at each
-    of those steps."""
-    model.eval()
-    steps = [len(h) + int(e) for h, e in zip(hyps, ended)]
-    tgt = torch.full((len(hyps), max(steps)), PAD, dtype=torch.long)
-    for r, (h, e) in enumerate(zip(hyps, ended)):
-        tgt[r, :len(h)] = torch.as_tensor(h, dtype=torch.long)
-        if e:
-            tgt[r, len(h)] = EOS
-    tgt = tgt.to(src.device)
-    logp = F.log_softmax(model(src, src_len, tgt=tgt, force=[True] * tgt.size(1)).float(), -1)
-    chosen = logp.gather(2, tgt[:, :, None]).squeeze(2).cpu()
-    best = logp.max(-1).values.cpu()
-    return [(chosen[r, :n], best[r, :n]) for r, n in enumerate(steps)]
-
-
-@torch.no_grad()
-def search_check(model: Model, split: Split, batch_size: int, limit: OutputLimit,
-                 device: torch.device, beam_size: int, alpha: float) -> dict[str, float]:
-    """What greedy and beam search claim, checked against the model itself on every source
-    of `split`: each greedy token is the forced forward's argmax at its step; beam search of
-    width 1 (no length penalty) finds greedy's output; and each best beam hypothesis carries
-    the log-probability the forced forward gives its tokens, and that over its length
-    penalty as its score. None depends on how well the model learned, so the metrics gate
-    requires every count to be 0: a search bug that moves BLEU by less than the training
-    noise shows here."""
-    counts = {"sentences": 0, "greedy_not_argmax": 0, "beam1_not_greedy": 0,
-              "beam_scores_off": 0}
-    gap = 0.0
-    for batch in split.sorted(batch_size):
-        max_len = limit(batch.src_len.tolist())
-        b = batch.to(device)
-        greedy_out, _ = greedy(model, b.src, b.src_len, max_len)
-        ones = beam_search(model, b.src, b.src_len, max_len, 1)
-        bests = [h[0] for h in beam_search(model, b.src, b.src_len, max_len, beam_size, alpha)]
-        forced_g = forced_log_probs(model, b.src, b.src_len, greedy_out,
-                                    [len(h) < n for h, n in zip(greedy_out, max_len)])
-        forced_b = forced_log_probs(model, b.src, b.src_len, [h.ids for h in bests],
-                                    [len(h.ids) < n for h, n in zip(bests, max_len)])
-        for g, one, best, (chosen, top), (logps, _) in zip(greedy_out, ones, bests, forced_g,
-                                                           forced_b):
-            counts["sentences"] += 1
-            counts["greedy_not_argmax"] += bool((chosen < top - SEARCH_TOLERANCE).any())
-            counts["beam1_not_greedy"] += one[0].ids != g
-            total = float(logps.sum())
-            off = max(abs(best.log_prob - total),
-                      abs(best.score - total / length_penalty(len(logps), alpha)))
-            counts["beam_scores_off"] += off > SEARCH_TOLERANCE
-            gap = max(gap, off, float((top - chosen).max()))
-    return {**counts, "largest_gap": gap}

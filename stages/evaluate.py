@@ -17,13 +17,13 @@ from pipeline.metrics import (
     lesson_val_loss,
     outputs_of,
     scores,
-    search_check,
     translate_tokens,
 )
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
 from pipeline.search import OutputLimit, greedy
+from pipeline.search_check import search_check
 from pipeline.train import pick_device, set_threads, validation_loss
 from pipeline.truecase import truecaser
 

@@ -200,7 +200,7 @@ def check_split(n: int = 13):
 
 
 def run_check(model: nn.Module) -> dict[str, float]:
-    from pipeline.metrics import search_check
+    from pipeline.search_check import search_check
 
     return search_check(model, check_split(), 5, OutputLimit(1.0, 3, 10),
                         torch.device("cpu"), 4, 0.6)
@@ -244,7 +244,7 @@ def test_the_search_check_catches_the_battery_s_search_bugs(
     import subprocess
     import sys
 
-    import pipeline.metrics as metrics
+    import pipeline.search_check as checker
 
     (tmp_path / "pipeline").mkdir()
     shutil.copy(ROOT / "pipeline" / "search.py", tmp_path / "pipeline" / "search.py")
@@ -256,7 +256,7 @@ def test_the_search_check_catches_the_battery_s_search_bugs(
     monkeypatch.setitem(sys.modules, "mutated_search", mutated)  # for its dataclasses
     spec.loader.exec_module(mutated)
     assert run_check(BRANCHING)["beam_scores_off"] == 0  # the real search first
-    monkeypatch.setattr(metrics, "beam_search", mutated.beam_search)
-    monkeypatch.setattr(metrics, "greedy", mutated.greedy)
+    monkeypatch.setattr(checker, "beam_search", mutated.beam_search)
+    monkeypatch.setattr(checker, "greedy", mutated.greedy)
     found = run_check(BRANCHING)
     assert found["beam_scores_off"] + found["greedy_not_argmax"] > 0
