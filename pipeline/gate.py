@@ -10,7 +10,7 @@ a floor; `tolerances_yaml` writes them with where each comes from. The data coun
 depend on the seed: any change to one is CHANGED. And the scores are recomputed from the
 files the run scored, with sacreBLEU's defaults: a change to the metric is a MISMATCH. So is
 a search whose own figures disagree with the model's teacher-forced forward (evaluate's
-pipeline/search_check.py): its counts must be 0, whatever the model learned.
+search_check, pipeline/search_check.py): its counts must be 0, whatever the model learned.
 
 The numbers depend on the CPU's instruction set unless it is pinned (ci/isa.env, set by
 ci/pipeline.sh): the report names the CPU and the pin of this run and of the baseline's.
