@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.data import Split  # noqa: E402
+from pipeline.metrics import validation_loss  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     LESSON_VARIANTS,
@@ -45,7 +46,8 @@ from pipeline.params import (  # noqa: E402
     section,
     variant_configs,
 )
-from pipeline.train import fit, pick_device, prepare, set_threads, validation_loss  # noqa: E402
+from pipeline.runtime import pick_device, set_threads  # noqa: E402
+from pipeline.train import fit, prepare  # noqa: E402
 
 TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
 

@@ -69,10 +69,11 @@ def fingerprints(variants: list[str]) -> dict[str, str]:
     import torch.nn.functional as F
 
     from pipeline.data import Batch
+    from pipeline.metrics import validation_loss
     from pipeline.model import build_model
     from pipeline.params import load_params, variant_configs
     from pipeline.search import beam_search, greedy
-    from pipeline.train import make_optimizer, one_cycle_lr, set_lr, train_step, validation_loss
+    from pipeline.train import make_optimizer, one_cycle_lr, set_lr, train_step
 
     torch.set_num_threads(THREADS)
     t0 = time.perf_counter()

@@ -73,7 +73,8 @@ def lr_find(params: dict, variant: str, processed: str, batches: int, start: flo
     to `end`; stops early once the smoothed loss is 4x its best."""
     import numpy as np
 
-    from pipeline.train import make_optimizer, pick_device, pr_force, prepare, train_step
+    from pipeline.runtime import pick_device
+    from pipeline.train import make_optimizer, pr_force, prepare, train_step
 
     _, tcfg, train, _, _, _, model, _ = prepare(params, variant, processed)
     device = pick_device(tcfg.device)

@@ -13,13 +13,53 @@ from dataclasses import dataclass
 
 import sacrebleu
 import torch
+import torch.nn.functional as F
 
 from pipeline.data import Split, WholeSet
 from pipeline.decoder import Model
+from pipeline.runtime import autocast
 from pipeline.search import OutputLimit, translate_split
-from pipeline.train import seq_loss
 from pipeline.translate import to_text
-from pipeline.vocab import ids_to_tokens
+from pipeline.vocab import PAD, ids_to_tokens
+
+
+def seq_loss(logits: torch.Tensor, tgt: torch.Tensor, pad_in_loss: bool = False) -> torch.Tensor:
+    """Cross-entropy per target token. pad_in_loss=True is the lesson's loss: logits are padded
+    with zeros or cut to the target's length and every position counts, padding included."""
+    t = tgt.size(1)
+    if logits.size(1) < t:
+        logits = F.pad(logits, (0, 0, 0, t - logits.size(1)))
+    logits = logits[:, :t]
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
+                           ignore_index=-100 if pad_in_loss else PAD)
+
+
+@torch.no_grad()
+def loss_sums(model: Model, valid: Split, batch_size: int, device: torch.device,
+              precision: str = "fp32", rank: int = 0, size: int = 1) -> torch.Tensor:
+    """The teacher-forced cross-entropy summed over the real target tokens, and their count
+    (a tensor of two, on the device): of every `size`-th batch from the `rank`-th, so that
+    processes sharing the work add their sums (pipeline/train.py)."""
+    model.eval()
+    total = torch.zeros((), device=device)
+    tokens = torch.zeros((), device=device)
+    for i, batch in enumerate(valid.sorted(batch_size)):
+        if i % size != rank:
+            continue
+        batch = batch.to(device)
+        with autocast(device, precision):
+            loss = model.loss(batch.src, batch.src_len, batch.tgt, [True] * batch.tgt.size(1))
+        n = (batch.tgt != PAD).sum()
+        total += loss.float() * n
+        tokens += n
+    return torch.stack([total, tokens.float()])
+
+
+def validation_loss(model: Model, valid: Split, batch_size: int, device: torch.device,
+                    precision: str = "fp32") -> float:
+    """Teacher-forced cross-entropy per target token, padding ignored (one host read)."""
+    total, tokens = loss_sums(model, valid, batch_size, device, precision)
+    return (total / tokens).item()
 
 
 @torch.no_grad()

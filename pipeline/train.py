@@ -26,23 +26,13 @@ from pipeline.data import Batch, Split, pinned, to_device
 from pipeline.decoder import Model
 from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
 from pipeline.files import PipelineError, atomic_path
+from pipeline.metrics import loss_sums
 from pipeline.model import Force
 from pipeline.params import TrainConfig
+from pipeline.runtime import autocast, set_tf32, set_threads
 from pipeline.vocab import PAD
 
 READ_EVERY = 50  # training steps between reads of the running loss from the device
-
-
-def pick_device(name: str, where: str = "train.device") -> torch.device:
-    """cpu, cuda or auto (CUDA when present); cuda without a CUDA device is an error."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise PipelineError(f"{where}: {name!r} is not auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(f"{where}: cuda was asked for but no CUDA device is available "
-                            "(use cpu)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def one_cycle_lr(it: int, total: int, lr: float, div: float, pct: float) -> float:
@@ -59,24 +49,6 @@ def pr_force(epoch: int, cfg: TrainConfig) -> float:
         return 0.0
     frac = min(epoch, cfg.pr_force_epochs) / max(1, cfg.pr_force_epochs)
     return cfg.pr_force_start + (cfg.pr_force_end - cfg.pr_force_start) * frac
-
-
-def seq_loss(logits: torch.Tensor, tgt: torch.Tensor, pad_in_loss: bool = False) -> torch.Tensor:
-    """Cross-entropy per target token. pad_in_loss=True is the lesson's loss: logits are padded
-    with zeros or cut to the target's length and every position counts, padding included."""
-    t = tgt.size(1)
-    if logits.size(1) < t:
-        logits = F.pad(logits, (0, 0, 0, t - logits.size(1)))
-    logits = logits[:, :t]
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt.reshape(-1),
-                           ignore_index=-100 if pad_in_loss else PAD)
-
-
-def autocast(device: torch.device, precision: str, cache: bool = True):  # noqa: ANN201
-    """bf16 autocast when asked for. A CUDA graph capture needs cache=False: a cached cast
-    would be made once, at capture, and replayed as a stale copy."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
-                          cache_enabled=cache)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
@@ -311,28 +283,6 @@ def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device) -> bool:
             and model.masks_padding)
 
 
-@torch.no_grad()
-def validation_loss(model: Model, valid: Split, batch_size: int, device: torch.device,
-                    precision: str = "fp32", world: World = ONE) -> float:
-    """Teacher-forced cross-entropy per target token, padding ignored (one host read). With
-    several processes each computes every N-th batch and the sums are added."""
-    model.eval()
-    total = torch.zeros((), device=device)
-    tokens = torch.zeros((), device=device)
-    for i, batch in enumerate(valid.sorted(batch_size)):
-        if i % world.size != world.rank:
-            continue
-        batch = batch.to(device)
-        with autocast(device, precision):
-            loss = model.loss(batch.src, batch.src_len, batch.tgt, [True] * batch.tgt.size(1))
-        n = (batch.tgt != PAD).sum()
-        total += loss.float() * n
-        tokens += n
-    if world.size > 1:
-        total, tokens = all_sum(torch.stack([total, tokens.float()]), world)
-    return (total / tokens).item()
-
-
 def fingerprint(*parts: object) -> str:
     """Identifies what a checkpoint was trained on: a resume must not mix runs."""
     text = json.dumps([asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
@@ -397,8 +347,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
                             "run computes none (keep val_loss or last)")
     model.to(device)
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
+        set_tf32(cfg.tf32)
     opt = make_optimizer(model, cfg, device)
     batches = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * batches
@@ -462,7 +411,11 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
                                         "lower train.lr or set train.clip")
                 bar.set_postfix(loss=f"{shown:.3f}")
         bar.close()
-        val = validation_loss(model, valid, cfg.batch_size, device, cfg.precision, world)
+        sums = loss_sums(model, valid, cfg.batch_size, device, cfg.precision, world.rank,
+                         world.size)
+        if world.size > 1:
+            sums = all_sum(sums, world)
+        val = (sums[0] / sums[1]).item()
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": shown, "val_loss": val,
                         "pr_force": pr, "lr": float(opt.param_groups[0]["lr"])})
@@ -583,11 +536,6 @@ def restore_rng(state: dict, world: World, device: torch.device) -> None:
         cuda = cuda[index] if index < len(cuda) else None
     if cuda is not None:
         torch.cuda.set_rng_state(cuda, device)
-
-
-def set_threads(n: int) -> None:
-    if n > 0:
-        torch.set_num_threads(n)
 
 
 def file_digest(*paths: str | Path) -> str:

@@ -14,6 +14,7 @@ from pipeline.data import pad, to_device
 from pipeline.files import PipelineError, read_json
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import TokenizeParams, from_dict
+from pipeline.runtime import pick_device
 from pipeline.search import (
     DEFAULT_LIMIT,
     Ensemble,
@@ -24,7 +25,6 @@ from pipeline.search import (
     greedy,
 )
 from pipeline.tokenize import CAPS, tokenize
-from pipeline.train import pick_device
 from pipeline.truecase import truecase, truecaser
 from pipeline.vocab import EOS, UNK, ids_to_tokens
 

@@ -18,13 +18,14 @@ from pipeline.metrics import (
     outputs_of,
     scores,
     translate_tokens,
+    validation_loss,
 )
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_configs
 from pipeline.plots import attention_heatmap
+from pipeline.runtime import pick_device, set_threads
 from pipeline.search import OutputLimit, greedy
 from pipeline.search_check import search_check
-from pipeline.train import pick_device, set_threads, validation_loss
 from pipeline.truecase import truecaser
 
 IDS = "data/processed/ids.parquet"

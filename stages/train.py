@@ -18,8 +18,9 @@ from pipeline.files import read_json, run_main
 from pipeline.metrics import greedy_scores
 from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
 from pipeline.params import EvaluateParams, TokenizeParams, load_params, section, variant_configs
+from pipeline.runtime import pick_device, set_threads
 from pipeline.search import OutputLimit
-from pipeline.train import fingerprint, fit, load_checkpoint, pick_device, prepare, set_threads
+from pipeline.train import fingerprint, fit, load_checkpoint, prepare
 from pipeline.truecase import truecaser
 
 PROCESSED = "data/processed"

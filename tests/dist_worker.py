@@ -24,9 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline import distributed  # noqa: E402
 from pipeline.data import Split  # noqa: E402
 from pipeline.files import PipelineError, run_main  # noqa: E402
+from pipeline.metrics import validation_loss  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
-from pipeline.train import fit, load_checkpoint, set_threads, validation_loss  # noqa: E402
+from pipeline.runtime import set_threads  # noqa: E402
+from pipeline.train import fit, load_checkpoint  # noqa: E402
 
 SRC_V, TGT_V, EMB = 40, 30, 16
 

@@ -12,7 +12,7 @@ import torch
 
 from pipeline.data import Split
 from pipeline.files import PipelineError
-from pipeline.metrics import bleu
+from pipeline.metrics import bleu, seq_loss
 from pipeline.model import build_model
 from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs
 from pipeline.train import (
@@ -21,7 +21,6 @@ from pipeline.train import (
     load_checkpoint,
     one_cycle_lr,
     pr_force,
-    seq_loss,
     stops_early,
 )
 from pipeline.vocab import EOS, PAD
