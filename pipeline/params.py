@@ -20,6 +20,15 @@ from pipeline.files import PipelineError, atomic_path
 LESSON_VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")  # the GRU family
 VARIANTS = (*LESSON_VARIANTS, "transformer")
 MODEL_KINDS = ("gru", "transformer")
+# The model keys each kind reads (pipeline/model.py, pipeline/transformer.py; a test holds this
+# to the code). A key that a variant's kind does not read is refused: it would change nothing.
+KIND_KEYS = {
+    "gru": frozenset({"emb_dropout", "enc_hidden", "enc_layers", "enc_dropout", "dec_layers",
+                      "dec_dropout", "out_dropout", "tie_output", "bidirectional", "attention",
+                      "att_hidden", "att_output", "mask_padding", "emb_std"}),
+    "transformer": frozenset({"emb_dropout", "enc_layers", "dec_layers", "tie_output",
+                              "emb_std", "heads", "ff_size", "dropout"}),
+}
 KEEP = ("val_bleu", "val_chrf", "val_loss", "last")  # what train.keep may name
 
 
@@ -118,8 +127,8 @@ class ModelConfig:
     mask_padding: bool = True
     emb_std: float = 0.1
     heads: int = 4
-    ff_size: int = 1024
-    dropout: float = 0.1
+    ff_size: int = 512
+    dropout: float = 0.3
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:
@@ -289,15 +298,13 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
     unknown = sorted(set(over) - {"model", "train"})
     if unknown:
         raise PipelineError(f"variants.{variant}: unknown key(s) {', '.join(unknown)}")
-    for part in ("model", "train"):  # a shared key that every variant overrides does nothing
-        dead = [k for k in (params.get(part) or {})
-                if all(k in ((v or {}).get(part) or {}) for v in variants.values())]
-        if dead:
-            k = dead[0]
-            own = ", ".join(f"variants.{v}.{part}.{k}" for v in variants)
-            raise PipelineError(f"{part}.{k}: every variant sets its own ({own}), so {part}.{k} "
-                                f"changes nothing; set those (-S variants.NAME.{part}.{k}=...)")
+    _refuse_dead_keys(params, variants)
     model = {**(params.get("model") or {}), **(over.get("model") or {})}
+    kind = model.get("kind", ModelConfig.kind)
+    foreign = sorted(set(over.get("model") or {}) - KIND_KEYS.get(kind, set()) - {"kind"})
+    if foreign and kind in KIND_KEYS:
+        raise PipelineError(f"variants.{variant}.model.{foreign[0]}: a {kind} model does not "
+                            f"read {foreign[0]} (it reads {', '.join(sorted(KIND_KEYS[kind]))})")
     train = {**(params.get("train") or {}), **(over.get("train") or {})}
     mcfg = from_dict(ModelConfig, model, f"variants.{variant}.model")
     tcfg = from_dict(TrainConfig, train, f"variants.{variant}.train")
@@ -307,6 +314,29 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
                             "target at once, teacher-forced: set teacher_forcing: true and "
                             "pr_force_start and pr_force_end to 1.0")
     return mcfg, tcfg
+
+
+def _kind_of(params: dict, name: str) -> str:
+    over = ((params.get("variants") or {}).get(name) or {}).get("model") or {}
+    return over.get("kind", (params.get("model") or {}).get("kind", ModelConfig.kind))
+
+
+def _refuse_dead_keys(params: dict, variants: dict) -> None:
+    """A shared key that changes nothing is an error: one that every variant reading it sets
+    for itself, or (model keys) one that no variant's kind reads."""
+    for part in ("model", "train"):
+        for k in params.get(part) or {}:
+            readers = [v for v in variants if part == "train" or k == "kind"
+                       or k in KIND_KEYS.get(_kind_of(params, v), {k})]
+            if not readers:
+                raise PipelineError(f"{part}.{k}: no variant's kind reads it (variants: "
+                                    f"{', '.join(f'{v} {_kind_of(params, v)}' for v in variants)})")
+            if all(k in (((variants[v] or {}).get(part)) or {}) for v in readers):
+                own = ", ".join(f"variants.{v}.{part}.{k}" for v in readers)
+                who = "every variant" if len(readers) == len(variants) else "every variant " \
+                    "that reads it"
+                raise PipelineError(f"{part}.{k}: {who} sets its own ({own}), so {part}.{k} "
+                                    f"changes nothing; set those (-S variants.NAME.{part}.{k}=...)")
 
 
 def deep_merge(base: dict, over: dict) -> dict:

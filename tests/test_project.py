@@ -80,10 +80,14 @@ def plain(value: object) -> object:
 def test_params_yaml_holds_the_code_defaults(name: str) -> None:
     # pipeline/params.py's dataclasses are the one source of defaults; params.yaml shows every
     # knob with that value (epochs and lr are per variant, and data.url may point elsewhere).
+    # The transformer's own keys are shown in its variant's section, with the code's values.
     defaults = plain(SECTIONS[name]())
-    written = YAML[name]
-    per_variant = {"epochs", "lr"} if name == "train" else set()
+    written = dict(YAML[name])
+    per_variant = {"train": {"epochs", "lr"},
+                   "model": P.KIND_KEYS["transformer"] - P.KIND_KEYS["gru"]}.get(name, set())
     assert set(written) | per_variant == set(defaults), name
+    if name == "model":
+        written.update({k: YAML["variants"]["transformer"]["model"][k] for k in per_variant})
     for key, value in written.items():
         if (name, key) != ("data", "url"):
             assert value == defaults[key], f"{name}.{key}: params.yaml {value!r}, code " \
@@ -243,3 +247,42 @@ def test_every_link_in_the_readme_and_docs_leads_somewhere() -> None:
                     anchor not in _anchors(target.read_text(encoding="utf-8")):
                 broken.append(f"{page.name}: {link} (no such heading)")
     assert not broken
+
+
+def _keys_read(path: str, cls: str) -> set[str]:
+    """The ModelConfig keys class `cls` of `path` reads (self.cfg.KEY and cfg.KEY)."""
+    tree = ast.parse((ROOT / path).read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return {a.attr for a in ast.walk(node) if isinstance(a, ast.Attribute)
+            and (isinstance(a.value, ast.Name) and a.value.id == "cfg"
+                 or isinstance(a.value, ast.Attribute) and a.value.attr == "cfg")}
+
+
+def test_each_model_kind_s_keys_are_what_its_code_reads() -> None:
+    fields = {f.name for f in dataclasses.fields(P.ModelConfig)}
+    assert _keys_read("pipeline/model.py", "Seq2Seq") & fields == P.KIND_KEYS["gru"]
+    transformer = set().union(*(_keys_read("pipeline/transformer.py", c) for c in
+                                ("Transformer", "EncoderLayer", "DecoderLayer")))
+    assert transformer & fields == P.KIND_KEYS["transformer"]
+
+
+def test_a_model_key_its_kind_does_not_read_is_refused() -> None:
+    """`-S variants.basic.model.dropout=0.2` would train the same model: one line says why;
+    so does a shared transformer key that the one transformer variant sets itself."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["variants"]["basic"]["model"]["dropout"] = 0.2
+    with pytest.raises(P.PipelineError, match=r"^variants\.basic\.model\.dropout: a gru model "
+                       r"does not read dropout \(it reads att_hidden, "):
+        P.variant_configs(params, "basic")
+    params["variants"]["transformer"]["model"]["att_hidden"] = 64
+    del params["variants"]["basic"]["model"]["dropout"]
+    with pytest.raises(P.PipelineError, match=r"^variants\.transformer\.model\.att_hidden: a "
+                       "transformer model does not read att_hidden"):
+        P.variant_configs(params, "transformer")
+    del params["variants"]["transformer"]["model"]["att_hidden"]
+    params["model"]["dropout"] = 0.2
+    with pytest.raises(P.PipelineError, match=r"^model\.dropout: every variant that reads it "
+                       r"sets its own \(variants\.transformer\.model\.dropout\)"):
+        P.variant_configs(params, "basic")
+    del params["variants"]["transformer"]["model"]["dropout"]  # now the shared one is read
+    assert P.variant_configs(params, "transformer")[0].dropout == 0.2
