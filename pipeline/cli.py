@@ -278,12 +278,7 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parser() -> argparse.ArgumentParser:
-    from pipeline.params import VARIANTS
-
-    ap = _Parser(prog="fren-nmt", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _add_translate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("translate", help="French lines on stdin -> English lines on stdout",
                        description="Reads French sentences, one per line, on standard input; "
                        "writes one English translation per line (an empty line for an empty "
@@ -311,6 +306,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len-cap", type=positive_int, help="CAP (default 200)")
     p.set_defaults(func=cmd_translate)
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     from pipeline.serve import ServeLimits
 
     d = ServeLimits()
@@ -340,6 +337,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"largest beam a request may ask for (default {d.max_beam})")
     p.set_defaults(func=cmd_serve)
 
+
+def _add_lr_find(sub: argparse._SubParsersAction) -> None:
+    from pipeline.params import VARIANTS
+
     p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")
     p.add_argument("--variant", required=True, choices=VARIANTS)
     p.add_argument("--batches", type=int, default=300, help="batches to sweep (default 300)")
@@ -350,6 +351,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/lr_find", help="folder for VARIANT.png and .tsv")
     p.set_defaults(func=cmd_lr_find)
 
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="the variants' BLEU, losses and time, per experiment")
     p.add_argument("--metrics", help="read this folder of VARIANT.json files instead of "
                    "`dvc exp show` (workspace, last commit and its experiments)")
@@ -361,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", help="evaluate's report folders")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_significance(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("significance", help="paired tests: do systems' BLEU and chrF differ?",
                        description="sacreBLEU's paired bootstrap and approximate randomization "
                        "of every system against the first, on the same sentences.")
@@ -378,6 +383,8 @@ def parser() -> argparse.ArgumentParser:
                    help="approximate randomization trials (default 10000)")
     p.set_defaults(func=cmd_significance)
 
+
+def _add_check_metrics(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-metrics", help="fail if metrics moved beyond their noise bands",
                        description="Compares a run's metrics with the baseline's seeds: a "
                        "metric further than its band from their mean fails, worse or better.")
@@ -390,6 +397,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--curves", help="dvclive folder of this run, for the report's plot")
     p.add_argument("--what", default="", help="what this run is, for the report")
     p.set_defaults(func=cmd_check_metrics)
+
+
+def _add_update_baseline(sub: argparse._SubParsersAction) -> None:
+    from pipeline.params import VARIANTS
 
     p = sub.add_parser("update-baseline", help="make the baseline and its bands from seed runs")
     p.add_argument("--run", action="append", metavar="SEED=METRICS[:DVCLIVE]",
@@ -405,6 +416,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--floor-chrf", type=non_negative, default=0.5, help="smallest chrF band")
     p.add_argument("--floor-loss", type=non_negative, default=0.005, help="smallest loss band")
     p.set_defaults(func=cmd_update_baseline)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="fren-nmt", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in (_add_translate, _add_serve, _add_lr_find, _add_compare, _add_significance,
+                _add_check_metrics, _add_update_baseline):
+        add(sub)
     return ap
 
 

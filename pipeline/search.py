@@ -113,6 +113,31 @@ class Hypothesis:
     log_prob: float   # the sum alone
 
 
+def _first_beams(model: Decoder, src: torch.Tensor, src_len: torch.Tensor, k: int
+                 ) -> tuple[DecoderState, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The state tiled to B*K rows, the scores (B, K), the empty sequences and _bos_ inputs.
+    Only each row's first hypothesis is live at first, so the K first ones differ."""
+    b, dev = src.size(0), src.device
+    rows = torch.arange(b, device=dev).repeat_interleave(k)
+    state = select_state(model.start(src, src_len), rows)  # (B*K, ...)
+    scores = torch.full((b, k), float("-inf"), device=dev)
+    scores[:, 0] = 0.0
+    seqs = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)
+    return state, scores, seqs, torch.full((b * k,), BOS, dtype=torch.long, device=dev)
+
+
+def _extend(scores: torch.Tensor, logp: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+    """The 2K best extensions of each row's K hypotheses (scores, origins, which are _eos_),
+    and the best K that are not _eos_ (scores, origins, tokens): those live on."""
+    vocab = logp.size(-1)
+    cand = (scores.view(-1, 1) + logp).view(scores.size(0), k * vocab)
+    cand_scores, cand_ids = cand.topk(2 * k, dim=1)  # sorted, best first
+    origin, token = cand_ids // vocab, cand_ids % vocab
+    is_eos = token == EOS
+    live_scores, pick = cand_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)
+    return cand_scores, origin, is_eos, live_scores, origin.gather(1, pick), token.gather(1, pick)
+
+
 @torch.no_grad()
 def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
                 max_len: int | Sequence[int], beam_size: int, alpha: float = 0.0,
@@ -133,13 +158,7 @@ def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
                          "beam_size")
     model.eval()
     b, k, dev = src.size(0), beam_size, src.device
-    rows = torch.arange(b, device=dev).repeat_interleave(k)
-    state: DecoderState = select_state(model.start(src, src_len), rows)  # (B*K, ...)
-    # Only each row's first hypothesis is live at first, so the K first ones differ.
-    scores = torch.full((b, k), float("-inf"), device=dev)
-    scores[:, 0] = 0.0
-    seqs = torch.full((b * k, 0), BOS, dtype=torch.long, device=dev)
-    inp = torch.full((b * k,), BOS, dtype=torch.long, device=dev)
+    state, scores, seqs, inp = _first_beams(model, src, src_len, k)
     active = list(range(b))  # the original row of each row still searched
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     limits = _limits(max_len, b)
@@ -147,14 +166,8 @@ def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
     for t in range(max(limits)):
         feat, state, _ = model.step(inp, state)
         logp = F.log_softmax(model.out(feat).float(), dim=-1)
-        vocab = logp.size(-1)
-        cand = (scores.view(-1, 1) + logp).view(len(active), k * vocab)
-        cand_scores, cand_ids = cand.topk(2 * k, dim=1)  # sorted, best first
-        origin, token = cand_ids // vocab, cand_ids % vocab
-        is_eos = token == EOS
-        # live: the best K extensions that are not _eos_
-        live_scores, pick = cand_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)
-        live_origin, live_token = origin.gather(1, pick), token.gather(1, pick)
+        extended = _extend(scores, logp, k)
+        cand_scores, origin, is_eos, live_scores, live_origin, live_token = extended
         base = torch.arange(len(active), device=dev)[:, None] * k
         select = (base + live_origin).view(-1)
         new_seqs = torch.cat([seqs[select], live_token.view(-1, 1)], 1)

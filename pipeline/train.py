@@ -321,6 +321,38 @@ class _LossOf(torch.nn.Module):
         return self.model.loss(*args)
 
 
+Step = Callable[[Batch, list[bool]], torch.Tensor]  # one training step: the batch's loss
+
+
+def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
+                 device: torch.device, train: Split, world: World
+                 ) -> tuple[Step, CapturedSteps | None]:
+    """How one step runs here: replayed CUDA graphs (one CUDA process), the eager step (the
+    CPU, or graphs off), or each process's share of the batch under DistributedDataParallel.
+    Also returns the captured steps, for their statistics."""
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_of = DistributedDataParallel(
+            _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None)
+
+        def shared(batch: Batch, force: list[bool]) -> torch.Tensor:
+            part, per = batch_share(batch, cfg, world)
+            return train_step(model, part.to(device), opt, cfg, device, force, loss_of, per)
+    captured = uses_graphs(model, cfg, device) and world.size == 1
+    if device.type == "cuda" and cfg.cuda_graphs and not captured and world.main:
+        print("train: CUDA graphs off: " + (
+            "training under DistributedDataParallel runs eagerly" if world.size > 1 else
+            "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
+            "training eagerly"))
+    if captured:
+        steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths())
+        return steps, steps
+    if world.size > 1:
+        return shared, None
+    return lambda batch, force: train_step(model, batch.to(device), opt, cfg, device, force), None
+
+
 def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
         checkpoint: Path, fp: str, state: dict | None = None,
         log: Callable[[dict], None] | None = None, stop_after: int | None = None,
@@ -333,12 +365,8 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     (val_bleu, val_chrf) to the epoch's history, a checkpoint tagged `fp` is written to
     `checkpoint` (holding the best weights so far too), and `log(values)` is called. With
     cfg.patience, training stops once cfg.keep has not improved for that many epochs.
-    `stop_after` ends this call after that many epochs (tests of resuming use it).
-    The loss is read back from the device only every READ_EVERY steps (for the progress bar
-    and the check that it is finite), so the GPU is never kept waiting for the host.
-    With several processes (`world`, pipeline/distributed.py) each trains on its share of
-    every global batch under DistributedDataParallel, and only the first process writes the
-    checkpoint, calls `log`, shows progress and scores (the others get its scores).
+    `stop_after` ends this call after that many epochs (tests of resuming use it). With
+    several processes (`world`) only the first writes, logs, shows progress and scores.
     Returns the history, the training time, the kept epoch and whether training stopped early.
     """
     check_precision(model, cfg, device)
@@ -349,8 +377,6 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     if device.type == "cuda":
         set_tf32(cfg.tf32)
     opt = make_optimizer(model, cfg, device)
-    batches = math.ceil(len(train) / cfg.batch_size)
-    total = cfg.epochs * batches
     start, history, seconds, best = 0, [], 0.0, None
     if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
         torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
@@ -362,63 +388,20 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         best = state.get("best")
         if world.main:
             print(f"train: resuming after epoch {start} from {checkpoint}")
-    loss_of = None
-    if world.size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        loss_of = DistributedDataParallel(
-            _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None)
-    captured = uses_graphs(model, cfg, device) and world.size == 1
-    steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths()) \
-        if captured else None
-    if device.type == "cuda" and cfg.cuda_graphs and not captured and world.main:
-        print("train: CUDA graphs off: " + (
-            "training under DistributedDataParallel runs eagerly" if world.size > 1 else
-            "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
-            "training eagerly"))
+    step, steps = make_stepper(model, opt, cfg, device, train, world)
     for epoch in range(start, cfg.epochs):
         if stops_early(history, cfg):  # also when resuming a run that had decided to stop
             break
         t0 = time.perf_counter()
-        model.train()
-        rng = np.random.default_rng([cfg.seed, epoch])
-        coin = random.Random(cfg.seed * 1_000_003 + epoch)
-        pr = pr_force(epoch, cfg)
-        running, it, shown = None, epoch * batches, float("nan")
-        bar = tqdm(train.sortish(cfg.batch_size, rng), total=batches, mininterval=1.0,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if world.main else True,
-                   leave=False)
-        for i, batch in enumerate(bar):
-            set_lr(opt, one_cycle_lr(it, total, cfg.lr, cfg.clr_div, cfg.clr_pct))
-            force = [coin.random() < pr for _ in range(batch.tgt.size(1))]
-            if steps is not None:
-                loss = steps(batch, force)
-            elif world.size == 1:
-                loss = train_step(model, batch.to(device), opt, cfg, device, force)
-            else:
-                part, per = batch_share(batch, cfg, world)
-                loss = train_step(model, part.to(device), opt, cfg, device, force, loss_of, per)
-            # a new tensor each time: a captured step's loss is overwritten by the next replay
-            running = (loss.float().clone() if running is None
-                       else 0.98 * running + 0.02 * loss.float())
-            it += 1
-            if (i + 1) % READ_EVERY == 0 or i + 1 == batches:
-                # several processes: each one's loss is its share times N, so the mean of
-                # their sum over N is the global batch's loss
-                shown = all_sum(running.clone(), world).item() / world.size
-                if not math.isfinite(shown):
-                    raise PipelineError(f"train: loss became {shown} at epoch {epoch + 1}; "
-                                        "lower train.lr or set train.clip")
-                bar.set_postfix(loss=f"{shown:.3f}")
-        bar.close()
+        shown = train_epoch(model, train, opt, step, cfg, epoch, world)
         sums = loss_sums(model, valid, cfg.batch_size, device, cfg.precision, world.rank,
                          world.size)
-        if world.size > 1:
+        if world.size > 1:  # each process summed its share of the batches
             sums = all_sum(sums, world)
         val = (sums[0] / sums[1]).item()
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": shown, "val_loss": val,
-                        "pr_force": pr, "lr": float(opt.param_groups[0]["lr"])})
+                        "pr_force": pr_force(epoch, cfg), "lr": float(opt.param_groups[0]["lr"])})
         if score is not None:  # timed apart: it is the cost of keeping the best epoch
             t0 = time.perf_counter()
             scores = from_main(score(model) if world.main else None, world)
@@ -427,12 +410,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
             best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         rngs = gather(rng_state(device), world)  # every process's, for an exact resume
         if world.main:
-            scored = "".join(f" {k} {history[-1][k]:.2f}" for k in ("val_bleu", "val_chrf")
-                             if k in history[-1])
-            print(f"epoch {epoch + 1}/{cfg.epochs}: train_loss {shown:.4f} val_loss {val:.4f}"
-                  f"{scored} ({seconds:.0f}s)", flush=True)
-            if log is not None:
-                log(history[-1])
+            end_of_epoch(history, cfg, seconds, log)
             save_checkpoint(checkpoint, {
                 "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), **rngs[0],
@@ -442,6 +420,57 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
             })
         if stop_after is not None and epoch + 1 - start >= stop_after:
             break
+    return finish(model, history, seconds, best, cfg, world, steps, score is not None)
+
+
+def train_epoch(model: Model, train: Split, opt: torch.optim.Optimizer, step: Step,
+                cfg: TrainConfig, epoch: int, world: World) -> float:
+    """One epoch of steps over the seeded sortish order, the one-cycle lr and the seeded
+    forcing draws; returns the running loss. It is read back from the device only every
+    READ_EVERY steps (the progress bar, the check that it is finite), so that the GPU never
+    waits for the host."""
+    model.train()
+    batches = math.ceil(len(train) / cfg.batch_size)
+    rng = np.random.default_rng([cfg.seed, epoch])
+    coin = random.Random(cfg.seed * 1_000_003 + epoch)
+    pr = pr_force(epoch, cfg)
+    running, it, shown = None, epoch * batches, float("nan")
+    bar = tqdm(train.sortish(cfg.batch_size, rng), total=batches, mininterval=1.0,
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if world.main else True,
+               leave=False)
+    for i, batch in enumerate(bar):
+        set_lr(opt, one_cycle_lr(it, cfg.epochs * batches, cfg.lr, cfg.clr_div, cfg.clr_pct))
+        loss = step(batch, [coin.random() < pr for _ in range(batch.tgt.size(1))])
+        # a new tensor each time: a captured step's loss is overwritten by the next replay
+        running = (loss.float().clone() if running is None
+                   else 0.98 * running + 0.02 * loss.float())
+        it += 1
+        if (i + 1) % READ_EVERY == 0 or i + 1 == batches:
+            # several processes: each one's loss is its share times N, so the mean of
+            # their sum over N is the global batch's loss
+            shown = all_sum(running.clone(), world).item() / world.size
+            if not math.isfinite(shown):
+                raise PipelineError(f"train: loss became {shown} at epoch {epoch + 1}; "
+                                    "lower train.lr or set train.clip")
+            bar.set_postfix(loss=f"{shown:.3f}")
+    bar.close()
+    return shown
+
+
+def end_of_epoch(history: list[dict], cfg: TrainConfig, seconds: float,
+                 log: Callable[[dict], None] | None) -> None:
+    """The epoch's line, and its values to `log` (the first process only)."""
+    last = history[-1]
+    scored = "".join(f" {k} {last[k]:.2f}" for k in ("val_bleu", "val_chrf") if k in last)
+    print(f"epoch {last['epoch']}/{cfg.epochs}: train_loss {last['train_loss']:.4f} val_loss "
+          f"{last['val_loss']:.4f}{scored} ({seconds:.0f}s)", flush=True)
+    if log is not None:
+        log(last)
+
+
+def finish(model: Model, history: list[dict], seconds: float, best: dict | None,
+           cfg: TrainConfig, world: World, steps: CapturedSteps | None, scored: bool) -> dict:
+    """The kept epoch's weights back in the model, and what train.json records."""
     kept = kept_epoch(history, cfg.keep)
     early = stops_early(history, cfg) and len(history) < cfg.epochs
     if early and world.main:
@@ -455,7 +484,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     out = {"history": history, "seconds": seconds, "epochs": len(history),
            "keep": cfg.keep, "best_epoch": kept, "stopped_epoch": len(history),
            "stopped_early": early}
-    if score is not None:
+    if scored:
         out["score_seconds"] = round(sum(h.get("score_seconds", 0) for h in history), 2)
     if world.size > 1:
         out["processes"] = world.size
