@@ -39,12 +39,12 @@ from pipeline.data import Split  # noqa: E402
 from pipeline.metrics import validation_loss  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
-    LESSON_VARIANTS,
     EvaluateParams,
     TrainConfig,
     load_params,
     section,
     variant_configs,
+    variant_names,
 )
 from pipeline.runtime import pick_device, set_threads  # noqa: E402
 from pipeline.train import fit, prepare  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="share of the training pairs in the timed epoch (default 1)")
-    ap.add_argument("--variants", nargs="*", default=list(LESSON_VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=variant_names(kind="gru"))
     ap.add_argument("--data", default=str(ROOT / "data/processed"))
     args = ap.parse_args()
     params = load_params(ROOT / "params.yaml")

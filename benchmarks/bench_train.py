@@ -37,7 +37,7 @@ from reference import reference_step  # noqa: E402
 
 from pipeline.data import Batch  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
-from pipeline.params import VARIANTS, load_params, variant_configs  # noqa: E402
+from pipeline.params import load_params, variant_configs, variant_names  # noqa: E402
 from pipeline.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
 
 B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
@@ -53,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3, help="timed steps per way (after 1 warm-up)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=variant_names())
     ap.add_argument("--precisions", nargs="*", default=["fp32", "bf16"])
     ap.add_argument("--pr-force", type=float, default=0.5,
                     help="teacher-forcing probability of the variants that use it")

@@ -29,7 +29,7 @@ from pipeline.data import WholeSet, load_splits, whole_set  # noqa: E402
 from pipeline.files import PipelineError, read_json  # noqa: E402
 from pipeline.metrics import outputs_of, scores, translate_tokens  # noqa: E402
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
-from pipeline.params import VARIANTS, EvaluateParams, load_params, section  # noqa: E402
+from pipeline.params import EvaluateParams, load_params, section, variant_names  # noqa: E402
 from pipeline.search import Ensemble, OutputLimit  # noqa: E402
 from pipeline.significance import format_table, paired_tests  # noqa: E402
 from pipeline.truecase import truecaser  # noqa: E402
@@ -44,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ev: EvaluateParams = section(load_params(args.params), "evaluate", EvaluateParams)
     cpu = torch.device("cpu")
-    names = [v for v in VARIANTS if (Path(args.models) / v / "model.pt").exists()]
+    names = [v for v in variant_names() if (Path(args.models) / v / "model.pt").exists()]
     loaded = {v: load_model_dir(Path(args.models) / v, cpu) for v in names}
     vocab_fr, vocab_en = loaded[names[0]][2], loaded[names[0]][3]
     tc = truecaser(read_json(Path(args.models) / names[0] / TRUECASE_FILE))

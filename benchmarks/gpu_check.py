@@ -54,7 +54,13 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from pipeline.data import Batch  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
-from pipeline.params import VARIANTS, ModelConfig, TrainConfig, load_params, variant_configs  # noqa: E402
+from pipeline.params import (  # noqa: E402
+    ModelConfig,
+    TrainConfig,
+    load_params,
+    variant_configs,
+    variant_names,
+)
 from pipeline.train import (  # noqa: E402
     CapturedSteps,
     bucket,
@@ -508,7 +514,7 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # a cut-off run still shows what it printed
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps per way and variant")
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=variant_names())
     args = ap.parse_args()
     print(header(), flush=True)
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")

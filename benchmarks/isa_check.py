@@ -44,7 +44,7 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pipeline.params import LESSON_VARIANTS  # noqa: E402
+from pipeline.params import variant_names  # noqa: E402
 
 # The gate's batch, lengths and threads; vocabularies and widths scaled down (the gate's are
 # 3537/2201 words, 300/256 wide), since an emulated GEMM runs about 10,000x slower than native.
@@ -178,7 +178,7 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="compare child runs (see above)")
     ap.add_argument("--cpus", nargs="*", default=["EPYC-Milan", "Haswell"],
                     help="qemu-x86_64 CPU models to emulate (none: this CPU only)")
-    ap.add_argument("--variants", nargs="*", default=list(LESSON_VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=variant_names(kind="gru"))
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.compare:

@@ -232,7 +232,11 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
                 raise PipelineError(f"update-baseline: --run {item!r}: expected "
                                     "SEED=METRICS[:DVCLIVE]")
             runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
-        base = gate.write_baseline(args.baseline, runs, curves, args.variants)
+        from pipeline.params import load_params, variant_names
+
+        here = Path("params.yaml")  # the workspace's variants, else the project's
+        variants = args.variants or variant_names(load_params(here) if here.exists() else None)
+        base = gate.write_baseline(args.baseline, runs, curves, variants)
         wrote = f"{args.baseline} ({len(runs)} seeds) and {args.tolerances}"
     floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
     text = gate.tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
@@ -339,10 +343,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_lr_find(sub: argparse._SubParsersAction) -> None:
-    from pipeline.params import VARIANTS
-
     p = sub.add_parser("lr-find", help="sweep the learning rate; plot loss against it")
-    p.add_argument("--variant", required=True, choices=VARIANTS)
+    p.add_argument("--variant", required=True, help="a variant of --params (e.g. attention)")
     p.add_argument("--batches", type=int, default=300, help="batches to sweep (default 300)")
     p.add_argument("--start", type=float, default=1e-5)
     p.add_argument("--end", type=float, default=1.0)
@@ -400,8 +402,6 @@ def _add_check_metrics(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_update_baseline(sub: argparse._SubParsersAction) -> None:
-    from pipeline.params import VARIANTS
-
     p = sub.add_parser("update-baseline", help="make the baseline and its bands from seed runs")
     p.add_argument("--run", action="append", metavar="SEED=METRICS[:DVCLIVE]",
                    help="one run: its train.seed, metrics folder and dvclive folder; 3 or more")
@@ -409,7 +409,8 @@ def _add_update_baseline(sub: argparse._SubParsersAction) -> None:
                    help="write the bands again from the runs in --baseline (a new --k, say)")
     p.add_argument("--baseline", default="ci/baseline.json")
     p.add_argument("--tolerances", default="ci/tolerances.yaml")
-    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--variants", nargs="*",
+                   help="the variants to keep (default: params.yaml's, in its order)")
     p.add_argument("--k", type=non_negative, default=6.0,
                    help="a band is k x the seeds' standard deviation (default 6)")
     p.add_argument("--floor-bleu", type=non_negative, default=0.5, help="smallest BLEU band")

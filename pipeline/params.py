@@ -17,8 +17,7 @@ import yaml
 
 from pipeline.files import PipelineError, atomic_path
 
-LESSON_VARIANTS = ("basic", "bidir", "teacher_forcing", "attention", "all")  # the GRU family
-VARIANTS = (*LESSON_VARIANTS, "transformer")
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 MODEL_KINDS = ("gru", "transformer")
 # The model keys each kind reads (pipeline/model.py, pipeline/transformer.py; a test holds this
 # to the code). A key that a variant's kind does not read is refused: it would change nothing.
@@ -337,6 +336,15 @@ def _refuse_dead_keys(params: dict, variants: dict) -> None:
                     "that reads it"
                 raise PipelineError(f"{part}.{k}: {who} sets its own ({own}), so {part}.{k} "
                                     f"changes nothing; set those (-S variants.NAME.{part}.{k}=...)")
+
+
+def variant_names(params: dict | None = None, kind: str | None = None) -> list[str]:
+    """The variants, in their order in params.yaml (the project's own when `params` is None),
+    only those of one model kind if given: the one list of them, which dvc.yaml's foreach
+    reads too."""
+    params = load_params(PROJECT_PARAMS) if params is None else params
+    names = list(params.get("variants") or {})
+    return names if kind is None else [v for v in names if _kind_of(params, v) == kind]
 
 
 def deep_merge(base: dict, over: dict) -> dict:

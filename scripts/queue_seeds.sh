@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 variants=()
 while [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; do variants+=("$1"); shift; done
 [ ${#variants[@]} -gt 0 ] || { echo "error: name the variants, e.g. bash $0 all transformer" >&2; exit 2; }
-known=" $(python3 -c 'from pipeline.params import VARIANTS; print(" ".join(VARIANTS))') "
+known=" $(python3 -c 'from pipeline.params import load_params, variant_names; print(" ".join(variant_names(load_params())))') "
 for v in "${variants[@]}"; do
   [[ "$known" == *" $v "* ]] || { echo "error: $v: no such variant (known:$known)" >&2; exit 2; }
 done

@@ -21,7 +21,8 @@ fi
 tag="q$(date +%H%M%S)"
 gpus="${GPUS_PER_VARIANT:-0}"  # 0: every experiment one process on the first GPU
 i=0
-for v in basic bidir teacher_forcing attention all transformer; do
+variants="$(python3 -c 'from pipeline.params import load_params, variant_names; print(" ".join(variant_names(load_params())))')"
+for v in $variants; do  # params.yaml's variants
   # queue workers all see the same GPUs: each experiment is told which of them are its own
   spread=()
   if [ "$gpus" -gt 0 ]; then

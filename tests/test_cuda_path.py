@@ -22,7 +22,7 @@ from pipeline.data import Split, to_device
 from pipeline.distributed import ONE
 from pipeline.files import PipelineError
 from pipeline.model import build_model
-from pipeline.params import LESSON_VARIANTS, VARIANTS, TrainConfig, load_params, variant_configs
+from pipeline.params import TrainConfig, load_params, variant_configs, variant_names
 from pipeline.search import beam_search, greedy
 from pipeline.train import (
     CapturedSteps,
@@ -94,7 +94,7 @@ def test_a_restored_optimizer_continues_like_the_original() -> None:
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 @pytest.mark.parametrize("force", list(FORCES))
 def test_the_gpu_loss_in_one_call_equals_the_cpu_slices(variant: str, force: str) -> None:
     torch.manual_seed(0)
@@ -110,7 +110,7 @@ def test_the_gpu_loss_in_one_call_equals_the_cpu_slices(variant: str, force: str
     assert_same_gradients(params, out[True][1], out[False][1])
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 @pytest.mark.parametrize("mode", ["mixed", "free", "forced"])
 def test_the_whole_step_reads_nothing_back_and_repeats_its_ops(variant: str, mode: str) -> None:
     """The captured step's work (forward in train mode with dropout, loss, backward,
@@ -164,7 +164,8 @@ def test_counted_as_cuda_a_gru_call_and_a_dropout_are_one_op_each() -> None:
 PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 
 
-@pytest.mark.parametrize("variant", LESSON_VARIANTS)  # the reference is the lesson's GRU loop
+# the reference is the lesson's GRU loop
+@pytest.mark.parametrize("variant", variant_names(kind="gru"))
 def test_the_captured_step_dispatches_no_more_ops_than_the_reference(variant: str) -> None:
     """A step's kernels on a GPU as benchmarks/gpu_check.py counts them (BENCHMARKS.md says
     how): the project's step as a graph captures the lesson's longest batch, in every forcing
@@ -218,7 +219,7 @@ def test_bf16_on_cuda_is_refused_for_the_gru_variants_with_the_reason() -> None:
         fit(model, Split(ids), Split(ids), TrainConfig(precision="bf16"), torch.device("cuda"),
             None, "fp")  # refused before anything touches the device
     bf16 = TrainConfig(precision="bf16")
-    for variant in LESSON_VARIANTS:
+    for variant in variant_names(kind="gru"):
         with pytest.raises(PipelineError, match="bf16 is refused"):
             check_precision(build_model(small_cfg(variant), SRC_V, TGT_V, EMB), bf16,
                             torch.device("cuda"))

@@ -95,7 +95,7 @@ def test_params_yaml_holds_the_code_defaults(name: str) -> None:
 
 
 def test_every_variant_shows_its_epochs_and_lr() -> None:
-    for variant in P.VARIANTS:
+    for variant in P.variant_names():
         assert {"epochs", "lr"} <= set(YAML["variants"][variant]["train"]), variant
     basic = YAML["variants"]["basic"]["train"]
     assert (basic["epochs"], basic["lr"]) == (P.TrainConfig().epochs, P.TrainConfig().lr)
@@ -188,7 +188,7 @@ def test_a_shared_train_key_that_every_variant_overrides_is_refused(key: str) ->
         P.variant_configs(params, "basic")
     message = str(e.value)
     assert message.startswith(f"train.{key}: every variant sets its own (")
-    for variant in P.VARIANTS:
+    for variant in P.variant_names():
         assert f"variants.{variant}.train.{key}" in message
     assert "\n" not in message
     del params["variants"]["all"]["train"][key]  # one variant reads it: allowed
@@ -286,3 +286,12 @@ def test_a_model_key_its_kind_does_not_read_is_refused() -> None:
         P.variant_configs(params, "basic")
     del params["variants"]["transformer"]["model"]["dropout"]  # now the shared one is read
     assert P.variant_configs(params, "transformer")[0].dropout == 0.2
+
+
+def test_the_variants_are_listed_once_in_params_yaml() -> None:
+    """dvc.yaml's stages loop over params.yaml's variants; the combined plot (DVC has no loop
+    there) must name the same ones, in the same order."""
+    for name in ("train", "evaluate"):
+        assert DVC["stages"][name]["foreach"] == "${variants}"
+    y = DVC["plots"][0]["val_loss_by_variant"]["y"]
+    assert [path.split("/")[1] for path in y] == P.variant_names()

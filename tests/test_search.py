@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline.data import Split
 from pipeline.model import State, build_model
-from pipeline.params import VARIANTS
+from pipeline.params import variant_names
 from pipeline.search import (
     Ensemble,
     OutputLimit,
@@ -124,7 +124,7 @@ def eos_prone(variant: str, seed: int) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 def test_beam_of_one_is_greedy(variant: str) -> None:
     for seed in range(3):
         model = eos_prone(variant, seed)
@@ -219,7 +219,7 @@ def talker(variant: str) -> nn.Module:
     return build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 def test_the_searches_agree_with_the_models_forced_forward(variant: str) -> None:
     # hypotheses cut at their limits, and (eos_prone) ended by _eos_ at once
     for model in (talker(variant), eos_prone(variant, 0), BRANCHING):

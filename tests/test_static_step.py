@@ -10,7 +10,7 @@ from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data import Batch
 from pipeline.model import build_model
-from pipeline.params import VARIANTS, TrainConfig
+from pipeline.params import TrainConfig, variant_names
 from pipeline.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
 from pipeline.vocab import PAD
 
@@ -34,7 +34,7 @@ def grads(model: torch.nn.Module) -> list[torch.Tensor | None]:
     return [None if p.grad is None else p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 @pytest.mark.parametrize("force", list(FORCES))
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_bucketed_static_step_equals_the_eager_step(variant: str, force: str,
@@ -53,7 +53,7 @@ def test_bucketed_static_step_equals_the_eager_step(variant: str, force: str,
     assert_same_gradients(list(model.parameters()), grads(model), g_eager)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 @torch._dynamo.config.patch(allow_rnn=True)  # else Dynamo refuses nn.GRU (PyTorch #167275)
 def test_the_step_compiles_as_one_graph(variant: str) -> None:
     # fullgraph=True fails on any graph break, and a host read (.item(), bool(tensor), a
