@@ -1,10 +1,10 @@
-"""How train.bucket trades padded steps for CUDA graphs, on real data, without a GPU.
+"""How runtime.bucket trades padded steps for CUDA graphs, on real data, without a GPU.
 
     dvc repro vocab                                # the ids of the training split
     python benchmarks/bench_buckets.py [--ids data/processed/ids.parquet] [--sizes 1 2 4 8]
 
 A captured step holds one shape, so CapturedSteps pads every batch to lengths that are
-multiples of train.bucket: one graph per (batch size, source length, target length, forcing
+multiples of runtime.bucket: one graph per (batch size, source length, target length, forcing
 mode). This replays the training batches of every epoch exactly as `fit` draws them (the
 sortish order and the teacher-forcing draws, from the seeds) for each bucket size and prints
 the graphs a run would capture and the encoder and decoder steps it would run, as multiples of

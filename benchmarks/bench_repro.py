@@ -45,6 +45,7 @@ from pipeline.params import (  # noqa: E402
     section,
     variant_configs,
     variant_names,
+    variant_runtime,
 )
 from pipeline.runtime import pick_device, set_threads  # noqa: E402
 from pipeline.train import fit, prepare  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> None:
             _, tcfg, train, valid, _, vocab_en, model, _ = prepare(params, variant, args.data)
         else:
             tcfg, train, valid, model = _lesson(params, variant)
-        set_threads(tcfg.threads)
+        set_threads(variant_runtime(params, variant).threads)
         # the epoch's training alone; the scores train.keep reads after each epoch are timed
         # apart below (a greedy pass over the whole validation set)
         one = dataclasses.replace(tcfg, epochs=1, keep="last")

@@ -10,7 +10,7 @@ with the same parameters, interleaved step by step in one process so both see th
 machine load; the table gives the median time per step, tokens per second and the time of
 an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
 (pipeline.train.CapturedSteps: the whole step replayed as one CUDA graph, as training runs it:
-the default train.bucket, so lengths 30 and 25 are padded to 32 and 28, and TF32 as fit
+the default runtime.bucket, so lengths 30 and 25 are padded to 32 and 28, and TF32 as fit
 sets it); the first WARMUP steps of every way are not timed (the captured way warms up, then
 captures).
 The transformer variant has no lesson-style reference: its rows give its own time, to hold
@@ -37,7 +37,12 @@ from reference import reference_step  # noqa: E402
 
 from pipeline.data import Batch  # noqa: E402
 from pipeline.model import build_model  # noqa: E402
-from pipeline.params import load_params, variant_configs, variant_names  # noqa: E402
+from pipeline.params import (  # noqa: E402
+    load_params,
+    variant_configs,
+    variant_names,
+    variant_runtime,
+)
 from pipeline.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
 
 B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
@@ -59,7 +64,7 @@ def main() -> None:
                     help="teacher-forcing probability of the variants that use it")
     args = ap.parse_args()
     device = torch.device(args.device)
-    if device.type == "cuda":  # as fit() sets them, from train.tf32 (default true)
+    if device.type == "cuda":  # as fit() sets them, from runtime.tf32 (default true)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     name = torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() \
@@ -98,7 +103,8 @@ def main() -> None:
                 m = build_model(mcfg, V_FR, V_EN, EMB).to(device).train()
                 opt = make_optimizer(m, cfg, device)
                 set_lr(opt, cfg.lr)
-                steps = CapturedSteps(m, opt, cfg, device)
+                steps = CapturedSteps(m, opt, cfg, device,
+                                      bucket=variant_runtime(params, variant).bucket)
                 host = Batch(src.cpu().pin_memory(), src_len.cpu().pin_memory(),
                              tgt.cpu().pin_memory(), None)
                 ways[f"project {precision} captured"] = (

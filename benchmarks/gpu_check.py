@@ -60,6 +60,7 @@ from pipeline.params import (  # noqa: E402
     load_params,
     variant_configs,
     variant_names,
+    variant_runtime,
 )
 from pipeline.train import (  # noqa: E402
     CapturedSteps,
@@ -236,15 +237,15 @@ def count_ops(params: dict, variant: str, mode: str | None = None,
     host reads or device copies in the project's step.
 
     captured=True: the project's step at the shape CapturedSteps captures for that batch, as
-    training on the lesson's data does (lengths rounded up to the variant's train.bucket, but
+    training on the lesson's data does (lengths rounded up to the variant's runtime.bucket, but
     not past the lesson's longest, 30 and 25; forcing flags padded as it pads them);
     captured=False: unpadded. The reference runs unpadded either way (it captures nothing).
     Small widths: the counts do not depend on them. The second step of each way is counted (the
     first makes Adam's state); the reference's Adam is the one PyTorch picks on CUDA (foreach)."""
     mcfg, tcfg = variant_configs(params, variant)
     mcfg = ModelConfig(**{**mcfg.__dict__, "enc_hidden": 16, "att_hidden": 16})
-    size = tcfg.bucket if captured else 1
-    cfg = TrainConfig(**{**tcfg.__dict__, "bucket": size})
+    size = variant_runtime(params, variant).bucket if captured else 1
+    cfg = tcfg
     mode = mode or forcing_modes(cfg.teacher_forcing)[-1 if mcfg.kind == "gru" else 0]
     s, t = lengths
     g = torch.Generator().manual_seed(0)
@@ -312,7 +313,7 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
     mcfg, _ = variant_configs(params, "all")
     mcfg = ModelConfig(**{**mcfg.__dict__, "emb_dropout": 0.0, "enc_dropout": 0.0,
                           "dec_dropout": 0.0, "out_dropout": 0.0})
-    cfg = TrainConfig(lr=1e-3, bucket=8, clip=1.0, teacher_forcing=True)
+    cfg = TrainConfig(lr=1e-3, clip=1.0, teacher_forcing=True)
     shapes = [(22, 17, [True] * 17), (30, 25, [False] * 25), (14, 11, mixed(11, True, 3))]
     plan = [shapes[i % 3] for i in range(18)]
 
@@ -320,7 +321,7 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
         torch.manual_seed(0)
         model = build_model(mcfg, 500, 400, 64).to(dev).train()
         opt = make_optimizer(model, cfg, dev)
-        steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1, bucket=8) if captured else None
         made = [steps]
         for i, (s, t, force) in enumerate(plan):
             if i == 9:  # resume: state through a CPU-mapped checkpoint, fresh objects
@@ -332,7 +333,8 @@ def cuda_correctness(params: dict, dev: torch.device) -> None:
                 model.load_state_dict(state["model"])
                 opt = make_optimizer(model, cfg, dev)
                 restore_optimizer(opt, state["optimizer"])
-                steps = CapturedSteps(model, opt, cfg, dev, warmup=1) if captured else None
+                steps = CapturedSteps(model, opt, cfg, dev, warmup=1, bucket=8) if captured \
+                    else None
                 made.append(steps)
             set_lr(opt, cfg.lr * (1 + i) / 18)  # changes between capture and every replay
             g = torch.Generator().manual_seed(i)
@@ -375,7 +377,7 @@ def cuda_capture_failure(params: dict, dev: torch.device) -> None:
     mcfg, _ = variant_configs(params, "all")
     mcfg = ModelConfig(**{**mcfg.__dict__, "emb_dropout": 0.0, "enc_dropout": 0.0,
                           "dec_dropout": 0.0, "out_dropout": 0.0})
-    cfg = TrainConfig(lr=1e-3, bucket=8, clip=1.0, teacher_forcing=True)
+    cfg = TrainConfig(lr=1e-3, clip=1.0, teacher_forcing=True)
     force = mixed(11, True, 3)
     g = torch.Generator().manual_seed(0)
     batches = [Batch(torch.randint(4, 500, (16, 14), generator=g),
@@ -392,7 +394,7 @@ def cuda_capture_failure(params: dict, dev: torch.device) -> None:
         torch.manual_seed(0)
         model = build_model(mcfg, 500, 400, 64).to(dev).train()
         opt = make_optimizer(model, cfg, dev)
-        steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1, bucket=8)
         torch.cuda.CUDAGraph.capture_end = failing_end
         try:
             for b in batches:
@@ -440,7 +442,8 @@ def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> 
     print("|---|---|---:|---:|---:|---:|")
     for variant in variants:
         mcfg, tcfg = variant_configs(params, variant)
-        cfg = TrainConfig(**{**tcfg.__dict__, "lr": 1e-4})  # default bucket, TF32
+        cfg = TrainConfig(**{**tcfg.__dict__, "lr": 1e-4})  # TF32 as fit sets it
+        rt = variant_runtime(params, variant)
         force = mixed(T, cfg.teacher_forcing)
         host = lesson_batch(torch.device("cpu"))
         host = Batch(host.src.pin_memory(), host.src_len.pin_memory(), host.tgt.pin_memory(),
@@ -461,7 +464,7 @@ def cuda_speed(params: dict, variants: list[str], dev: torch.device, n: int) -> 
         torch.manual_seed(0)
         m2 = build_model(mcfg, V_FR, V_EN, EMB).to(dev).train()
         o2 = make_optimizer(m2, cfg, dev)
-        steps = CapturedSteps(m2, o2, cfg, dev, max_lengths=(S, T))
+        steps = CapturedSteps(m2, o2, cfg, dev, max_lengths=(S, T), bucket=rt.bucket)
         ways["captured"] = partial(steps, host, force)
         times: dict[str, list[float]] = {k: [] for k in ways}
         kernels: dict[str, int] = {}

@@ -73,11 +73,12 @@ def lr_find(params: dict, variant: str, processed: str, batches: int, start: flo
     to `end`; stops early once the smoothed loss is 4x its best."""
     import numpy as np
 
+    from pipeline.params import variant_runtime
     from pipeline.runtime import pick_device
     from pipeline.train import make_optimizer, pr_force, prepare, train_step
 
     _, tcfg, train, _, _, _, model, _ = prepare(params, variant, processed)
-    device = pick_device(tcfg.device)
+    device = pick_device(variant_runtime(params, variant).device)
     model.to(device).train()
     opt = make_optimizer(model, tcfg, device)
     rng, coin = np.random.default_rng(tcfg.seed), random.Random(tcfg.seed)

@@ -103,7 +103,7 @@ def init(device: torch.device, timeout_s: float, first_gpu: int = 0
     if device.type == "cuda":
         last = first_gpu + world.local_size - 1
         if last >= torch.cuda.device_count():
-            raise PipelineError(f"train.first_gpu {first_gpu} and {world.local_size} "
+            raise PipelineError(f"runtime.first_gpu {first_gpu} and {world.local_size} "
                                 f"process(es) need GPUs {first_gpu}..{last}, but there are "
                                 f"{torch.cuda.device_count()} CUDA devices")
         device = torch.device("cuda", first_gpu + world.local_rank)

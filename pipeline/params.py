@@ -152,15 +152,7 @@ class TrainConfig:
     pr_force_end: float = 1.0
     pr_force_epochs: int = 10
     seed: int = 0
-    device: str = "auto"
     precision: str = "fp32"
-    threads: int = 0
-    cuda_graphs: bool = True
-    bucket: int = 4
-    tf32: bool = True
-    processes: int = 1
-    first_gpu: int = 0
-    timeout: float = 300.0
     keep: str = "val_bleu"
     patience: int = 0
 
@@ -173,10 +165,27 @@ class TrainConfig:
             raise PipelineError(f"train.patience: {self.patience} is negative (0 = off)")
         if self.precision not in ("fp32", "bf16"):
             raise PipelineError(f"train.precision: {self.precision!r} is not fp32 or bf16")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise PipelineError(f"train.device: {self.device!r} is not auto, cpu or cuda")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise PipelineError(f"train.label_smoothing: {self.label_smoothing} is not in [0, 1)")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how a variant trains: what changes its speed, not what it learns, so that a
+    resumed run may change them (the checkpoint's fingerprint leaves them out)."""
+
+    device: str = "auto"
+    threads: int = 0
+    cuda_graphs: bool = True
+    bucket: int = 4
+    tf32: bool = True
+    processes: int = 1
+    first_gpu: int = 0
+    timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PipelineError(f"runtime.device: {self.device!r} is not auto, cpu or cuda")
 
 
 @dataclass
@@ -215,8 +224,9 @@ RANGES: dict[type, dict[str, tuple]] = {
                   "clip": _AT_LEAST_0, "weight_decay": _AT_LEAST_0,
                   "pr_force_start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
                   "pr_force_end": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-                  "pr_force_epochs": _AT_LEAST_0, "threads": _AT_LEAST_0, "bucket": _POSITIVE,
-                  "processes": _POSITIVE, "first_gpu": _AT_LEAST_0, "timeout": _POSITIVE},
+                  "pr_force_epochs": _AT_LEAST_0},
+    RuntimeConfig: {"threads": _AT_LEAST_0, "bucket": _POSITIVE, "processes": _POSITIVE,
+                    "first_gpu": _AT_LEAST_0, "timeout": _POSITIVE},
     EvaluateParams: {"batch_size": _POSITIVE, "samples": _AT_LEAST_0, "heatmaps": _AT_LEAST_0,
                      "max_len_a": _AT_LEAST_0, "max_len_b": _AT_LEAST_0,
                      "max_len_cap": _POSITIVE, "beam_size": _POSITIVE,
@@ -287,17 +297,31 @@ def section(params: dict, name: str, cls: type) -> Any:
     return from_dict(cls, params.get(name), name)
 
 
-def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfig]:
-    """The shared `model`/`train` sections with `variants.VARIANT` laid over them."""
+def _variant(params: dict, variant: str) -> dict:
+    """`variants.VARIANT`, checked: it exists, has only known sections, and no shared key is
+    made dead by the variants' own."""
     variants = params.get("variants") or {}
     if variant not in variants:
         known = ", ".join(variants) or "none"
         raise PipelineError(f"variants.{variant}: no such variant (params.yaml has: {known})")
     over = variants[variant] or {}
-    unknown = sorted(set(over) - {"model", "train"})
+    unknown = sorted(set(over) - {"model", "train", "runtime"})
     if unknown:
         raise PipelineError(f"variants.{variant}: unknown key(s) {', '.join(unknown)}")
     _refuse_dead_keys(params, variants)
+    return over
+
+
+def variant_runtime(params: dict, variant: str) -> RuntimeConfig:
+    """The shared `runtime` section with `variants.VARIANT.runtime` laid over it."""
+    over = _variant(params, variant)
+    return from_dict(RuntimeConfig, {**(params.get("runtime") or {}),
+                                     **(over.get("runtime") or {})}, f"variants.{variant}.runtime")
+
+
+def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfig]:
+    """The shared `model`/`train` sections with `variants.VARIANT` laid over them."""
+    over = _variant(params, variant)
     model = {**(params.get("model") or {}), **(over.get("model") or {})}
     kind = model.get("kind", ModelConfig.kind)
     foreign = sorted(set(over.get("model") or {}) - KIND_KEYS.get(kind, set()) - {"kind"})
@@ -323,9 +347,9 @@ def _kind_of(params: dict, name: str) -> str:
 def _refuse_dead_keys(params: dict, variants: dict) -> None:
     """A shared key that changes nothing is an error: one that every variant reading it sets
     for itself, or (model keys) one that no variant's kind reads."""
-    for part in ("model", "train"):
+    for part in ("model", "train", "runtime"):
         for k in params.get(part) or {}:
-            readers = [v for v in variants if part == "train" or k == "kind"
+            readers = [v for v in variants if part != "model" or k == "kind"
                        or k in KIND_KEYS.get(_kind_of(params, v), {k})]
             if not readers:
                 raise PipelineError(f"{part}.{k}: no variant's kind reads it (variants: "

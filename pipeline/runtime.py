@@ -8,7 +8,7 @@ import torch
 from pipeline.files import PipelineError
 
 
-def pick_device(name: str, where: str = "train.device") -> torch.device:
+def pick_device(name: str, where: str = "runtime.device") -> torch.device:
     """cpu, cuda or auto (CUDA when present); cuda without a CUDA device is an error."""
     if name not in ("auto", "cpu", "cuda"):
         raise PipelineError(f"{where}: {name!r} is not auto, cpu or cuda")
@@ -34,6 +34,6 @@ def autocast(device: torch.device, precision: str, cache: bool = True):  # noqa:
 
 
 def set_tf32(on: bool) -> None:
-    """fp32 matmuls and convolutions in TensorFloat-32 on CUDA (train.tf32)."""
+    """fp32 matmuls and convolutions in TensorFloat-32 on CUDA (runtime.tf32)."""
     torch.backends.cuda.matmul.allow_tf32 = on
     torch.backends.cudnn.allow_tf32 = on

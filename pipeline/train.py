@@ -28,7 +28,7 @@ from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
 from pipeline.files import PipelineError, atomic_path
 from pipeline.metrics import loss_sums
 from pipeline.model import Force
-from pipeline.params import TrainConfig
+from pipeline.params import RuntimeConfig, TrainConfig
 from pipeline.runtime import autocast, set_tf32, set_threads
 from pipeline.vocab import PAD
 
@@ -149,7 +149,7 @@ class CapturedSteps:
     this small model's step is made of on a GPU (BENCHMARKS.md has its speed-up on an H200).
 
     A graph holds fixed shapes and addresses, so batches are padded to lengths that are
-    multiples of train.bucket (the padding is masked and ignored, the loss unchanged), and
+    multiples of runtime.bucket (the padding is masked and ignored, the loss unchanged), and
     there is one graph per (batch size, source length, target length, forcing mode), at most
     `max_graphs` of them: shapes past that train eagerly. `max_lengths` (the training split's
     longest source and target) caps the rounding: the longest batches are not padded. The
@@ -168,8 +168,9 @@ class CapturedSteps:
 
     def __init__(self, model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
                  device: torch.device, warmup: int = 3, max_graphs: int = 32,
-                 max_lengths: tuple[int, int] | None = None) -> None:
+                 max_lengths: tuple[int, int] | None = None, bucket: int = 4) -> None:
         self.model, self.opt, self.cfg, self.device = model, opt, cfg, device
+        self.bucket = bucket  # runtime.bucket
         self.warmup, self.max_graphs = warmup, max_graphs
         self.max_src, self.max_tgt = max_lengths or (None, None)
         self.seen: dict[tuple, int] = {}
@@ -193,7 +194,7 @@ class CapturedSteps:
         return loss
 
     def __call__(self, batch: Batch, force: list[bool]) -> torch.Tensor:
-        size = self.cfg.bucket
+        size = self.bucket
         batch = pad_batch(batch, bucket(batch.src.size(1), size, self.max_src),
                           bucket(batch.tgt.size(1), size, self.max_tgt))
         mode = force_mode(force)
@@ -218,7 +219,7 @@ class CapturedSteps:
         if len(self.graphs) >= self.max_graphs:
             if not self.over_limit:
                 print(f"train: {self.max_graphs} CUDA graphs captured; shapes beyond them "
-                      "train eagerly (a larger train.bucket makes fewer shapes)", flush=True)
+                      "train eagerly (a larger runtime.bucket makes fewer shapes)", flush=True)
             self.over_limit.add(key)
             return self._eager(batch, arg)
         return self._capture(key, batch, arg, mode)
@@ -276,10 +277,11 @@ def capturing(graph: torch.cuda.CUDAGraph, pool: tuple, stream: torch.cuda.Strea
                 pass
 
 
-def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device) -> bool:
+def uses_graphs(model: Model, cfg: TrainConfig, device: torch.device,
+                cuda_graphs: bool = True) -> bool:
     """Graphs need padding that changes nothing: not with the lesson's padding in the loss, nor
     with an encoder that runs through the padding."""
-    return (device.type == "cuda" and cfg.cuda_graphs and not cfg.pad_in_loss
+    return (device.type == "cuda" and cuda_graphs and not cfg.pad_in_loss
             and model.masks_padding)
 
 
@@ -325,7 +327,7 @@ Step = Callable[[Batch, list[bool]], torch.Tensor]  # one training step: the bat
 
 
 def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
-                 device: torch.device, train: Split, world: World
+                 device: torch.device, train: Split, world: World, rt: RuntimeConfig
                  ) -> tuple[Step, CapturedSteps | None]:
     """How one step runs here: replayed CUDA graphs (one CUDA process), the eager step (the
     CPU, or graphs off), or each process's share of the batch under DistributedDataParallel.
@@ -339,14 +341,15 @@ def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
         def shared(batch: Batch, force: list[bool]) -> torch.Tensor:
             part, per = batch_share(batch, cfg, world)
             return train_step(model, part.to(device), opt, cfg, device, force, loss_of, per)
-    captured = uses_graphs(model, cfg, device) and world.size == 1
-    if device.type == "cuda" and cfg.cuda_graphs and not captured and world.main:
+    captured = uses_graphs(model, cfg, device, rt.cuda_graphs) and world.size == 1
+    if device.type == "cuda" and rt.cuda_graphs and not captured and world.main:
         print("train: CUDA graphs off: " + (
             "training under DistributedDataParallel runs eagerly" if world.size > 1 else
             "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
             "training eagerly"))
     if captured:
-        steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths())
+        steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths(),
+                              bucket=rt.bucket)
         return steps, steps
     if world.size > 1:
         return shared, None
@@ -356,8 +359,8 @@ def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
 def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
         checkpoint: Path, fp: str, state: dict | None = None,
         log: Callable[[dict], None] | None = None, stop_after: int | None = None,
-        world: World = ONE, score: Callable[[Model], dict[str, float]] | None = None
-        ) -> dict:
+        world: World = ONE, score: Callable[[Model], dict[str, float]] | None = None,
+        rt: RuntimeConfig | None = None) -> dict:
     """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given, and leave
     the model with the weights of the epoch that cfg.keep picks.
 
@@ -366,7 +369,8 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     `checkpoint` (holding the best weights so far too), and `log(values)` is called. With
     cfg.patience, training stops once cfg.keep has not improved for that many epochs.
     `stop_after` ends this call after that many epochs (tests of resuming use it). With
-    several processes (`world`) only the first writes, logs, shows progress and scores.
+    several processes (`world`) only the first writes, logs, shows progress and scores. `rt`:
+    runtime.cuda_graphs, bucket and tf32.
     Returns the history, the training time, the kept epoch and whether training stopped early.
     """
     check_precision(model, cfg, device)
@@ -374,8 +378,9 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         raise PipelineError(f"train.keep: {cfg.keep} needs the validation scores, and this "
                             "run computes none (keep val_loss or last)")
     model.to(device)
+    rt = rt or RuntimeConfig()
     if device.type == "cuda":
-        set_tf32(cfg.tf32)
+        set_tf32(rt.tf32)
     opt = make_optimizer(model, cfg, device)
     start, history, seconds, best = 0, [], 0.0, None
     if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
@@ -388,7 +393,7 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         best = state.get("best")
         if world.main:
             print(f"train: resuming after epoch {start} from {checkpoint}")
-    step, steps = make_stepper(model, opt, cfg, device, train, world)
+    step, steps = make_stepper(model, opt, cfg, device, train, world, rt)
     for epoch in range(start, cfg.epochs):
         if stops_early(history, cfg):  # also when resuming a run that had decided to stop
             break
@@ -535,7 +540,7 @@ def check_precision(model: Model, cfg: TrainConfig, device: torch.device) -> Non
             isinstance(m, torch.nn.RNNBase) for m in model.modules()):
         raise PipelineError("train.precision: bf16 is refused on CUDA for a GRU model: cuDNN's "
                             "RNNs autocast to fp16, not bf16, and nothing scales the gradients; "
-                            "use fp32, whose matmuls run in TF32 (train.tf32), or bf16 with "
+                            "use fp32, whose matmuls run in TF32 (runtime.tf32), or bf16 with "
                             "the transformer")
 
 
@@ -584,11 +589,11 @@ def prepare(params: dict, variant: str, processed: str | Path):
     from pipeline.data import load_splits
     from pipeline.files import read_json
     from pipeline.model import build_model
-    from pipeline.params import variant_configs
+    from pipeline.params import variant_configs, variant_runtime
 
     processed = Path(processed)
     mcfg, tcfg = variant_configs(params, variant)
-    set_threads(tcfg.threads)
+    set_threads(variant_runtime(params, variant).threads)
     torch.manual_seed(tcfg.seed)
     files = [processed / n for n in ("ids.parquet", "emb_fr.npy", "emb_en.npy")]
     for f in files:

@@ -3,7 +3,7 @@
 # seed, each holding every chosen variant), then print the comparison: `fren-nmt compare`
 # groups the runs that differ only in train.seed into mean ± standard deviation (n).
 #   bash scripts/queue_seeds.sh all transformer           # seeds 1 2 3 (SEEDS="1 2 3")
-#   SEEDS="1 2 3 4 5" JOBS=2 bash scripts/queue_seeds.sh all -S train.device=cpu
+#   SEEDS="1 2 3 4 5" JOBS=2 bash scripts/queue_seeds.sh all -S runtime.device=cpu
 # Queued experiments see only what git tracks: commit params.yaml (data.url included) first.
 # Then `fren-nmt significance` tests two variants' translations of the test set (after
 # `dvc exp apply NAME`, in reports/VARIANT/translations).

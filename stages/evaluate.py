@@ -21,7 +21,7 @@ from pipeline.metrics import (
     validation_loss,
 )
 from pipeline.modeldir import TRUECASE_FILE, load_model_dir
-from pipeline.params import EvaluateParams, load_params, section, variant_configs
+from pipeline.params import EvaluateParams, load_params, section, variant_runtime
 from pipeline.plots import attention_heatmap
 from pipeline.runtime import pick_device, set_threads
 from pipeline.search import OutputLimit, greedy
@@ -40,11 +40,11 @@ def main() -> None:
     variant = sys.argv[1]
     params = load_params()
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    _, tcfg = variant_configs(params, variant)
-    set_threads(tcfg.threads)
-    device = pick_device(tcfg.device)
-    if device.type == "cuda":  # the GPU this variant trained on (train.first_gpu)
-        device = torch.device("cuda", tcfg.first_gpu)
+    rt = variant_runtime(params, variant)
+    set_threads(rt.threads)
+    device = pick_device(rt.device, "runtime.device")
+    if device.type == "cuda":  # the GPU this variant trained on (runtime.first_gpu)
+        device = torch.device("cuda", rt.first_gpu)
     model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
     tc = truecaser(read_json(MODELS / variant / TRUECASE_FILE))
     _, valid, test = load_splits(IDS)

@@ -1,6 +1,6 @@
 """Stage train@VARIANT: train one variant; resumes from its checkpoint if it was killed.
 
-With train.processes > 1 this process starts the stage again on that many processes under
+With runtime.processes > 1 this process starts the stage again on that many processes under
 PyTorch's elastic launcher and waits (pipeline/distributed.py); started by a launcher (that one
 or torchrun), it is one of them, and only the first one writes."""
 
@@ -17,7 +17,14 @@ from pipeline.decoder import Model
 from pipeline.files import read_json, run_main
 from pipeline.metrics import greedy_scores
 from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
-from pipeline.params import EvaluateParams, TokenizeParams, load_params, section, variant_configs
+from pipeline.params import (
+    EvaluateParams,
+    RuntimeConfig,
+    TokenizeParams,
+    load_params,
+    section,
+    variant_runtime,
+)
 from pipeline.runtime import pick_device, set_threads
 from pipeline.search import OutputLimit
 from pipeline.train import fingerprint, fit, load_checkpoint, prepare
@@ -34,21 +41,22 @@ CHECKPOINTS = Path("checkpoints")  # not a DVC output: it must survive a killed 
 def main() -> None:
     variant = sys.argv[1]
     params = load_params()
-    _, tcfg = variant_configs(params, variant)
-    if tcfg.processes > 1 and not distributed.in_worker():
+    rt = variant_runtime(params, variant)
+    if rt.processes > 1 and not distributed.in_worker():
         # this process only starts the others and waits: they are this script again
-        distributed.launch(tcfg.processes, [sys.executable, "-m", "stages.train", variant],
+        distributed.launch(rt.processes, [sys.executable, "-m", "stages.train", variant],
                            f"train@{variant}")
         return
-    world, device = distributed.init(pick_device(tcfg.device), tcfg.timeout, tcfg.first_gpu)
+    world, device = distributed.init(pick_device(rt.device, "runtime.device"), rt.timeout,
+                                     rt.first_gpu)
     try:
-        train_variant(params, variant, world, device)
+        train_variant(params, variant, world, device, rt)
     finally:
         distributed.close(world)
 
 
 def train_variant(params: dict, variant: str, world: distributed.World,
-                  device: torch.device) -> None:
+                  device: torch.device, rt: RuntimeConfig) -> None:
     mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
         params, variant, PROCESSED)
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
@@ -61,13 +69,11 @@ def train_variant(params: dict, variant: str, world: distributed.World,
 
     def score(m: Model) -> dict[str, float]:
         return greedy_scores(m, whole, vocab_en, tc, ev.batch_size, limit, device)
-    if world.size > 1 and tcfg.threads == 0 and device.type == "cpu":
+    if world.size > 1 and rt.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))
-    # These change speed, not what is learned: a resume may change them.
-    speed = {k: None for k in ("device", "threads", "cuda_graphs", "bucket", "tf32",
-                               "processes", "first_gpu", "timeout")}
-    # the scores' definition decides which epoch is kept: a resume must not change it
-    fp = fingerprint(mcfg, {**tcfg.__dict__, **speed}, digest,
+    # the runtime section may change on a resume; the scores' definition decides which epoch
+    # is kept, so it may not
+    fp = fingerprint(mcfg, tcfg, digest,
                      {k: getattr(ev, k) for k in ("max_len_a", "max_len_b", "max_len_cap")})
     checkpoint = CHECKPOINTS / f"{variant}.pt"
     # the first process reads the checkpoint and hands it to the others
@@ -77,7 +83,8 @@ def train_variant(params: dict, variant: str, world: distributed.World,
         f"{len(train):,} train / {len(valid):,} valid pairs, device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))
     if not world.main:  # only the first process writes
-        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world, score=score)
+        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world, score=score,
+            rt=rt)
         return
     with Live(f"dvclive/{variant}", resume=state is not None, dvcyaml=None, report=None,
               save_dvc_exp=False) as live:
@@ -89,7 +96,7 @@ def train_variant(params: dict, variant: str, world: distributed.World,
             live.next_step()
 
         result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world,
-                     score=score)
+                     score=score, rt=rt)
     config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
                           model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
                           max_len(train.tgt + valid.tgt))

@@ -70,7 +70,7 @@ def main() -> None:
         # share of it is empty
         cfg = TrainConfig(epochs=args.epochs, lr=3e-3, batch_size=8, teacher_forcing=True,
                           pr_force_start=0.5, pr_force_end=0.5, label_smoothing=0.1,
-                          clip=1.0, device="cpu")
+                          clip=1.0)
         model = build_model(mcfg, SRC_V, TGT_V, EMB)
         checkpoint = args.out / f"checkpoint.{world.rank}.pt"
         # as in stages/train.py: rank 0 reads the checkpoint and hands it to the others

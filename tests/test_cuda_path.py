@@ -317,7 +317,7 @@ def test_a_failed_capture_restores_the_stream_and_the_allocator_and_trains_eager
         return real_loss_backward(*args, **kwargs)
 
     monkeypatch.setattr(pipeline.train, "loss_backward", refusing)
-    cfg = TrainConfig(lr=1e-2, bucket=8, clip=1.0)
+    cfg = TrainConfig(lr=1e-2, clip=1.0)
     batches = [padded_batch(seed) for seed in range(4)]
     force = FORCES["mixed"]
 
@@ -385,7 +385,7 @@ def test_graph_memory_is_measured_after_the_cache_is_emptied_not_across_it(
     replays = []
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1))
     model = no_dropout_model()
-    cfg = TrainConfig(lr=1e-3, bucket=8)
+    cfg = TrainConfig(lr=1e-3)
     steps = CapturedSteps(model, make_optimizer(model, cfg, CPU), cfg, CPU, warmup=1)
     b = padded_batch(0)
     steps(b, FORCES["forced"])  # warm-up
@@ -433,7 +433,7 @@ def test_search_and_the_warm_up_make_no_tensor_on_a_device_from_python_values(
     b = padded_batch(0)
     greedy(model, b.src, b.src_len, [6, 3, 5, 6, 2])        # rows with their own limits
     beam_search(model, b.src, b.src_len, [6, 3, 5, 6, 2], 3, 0.6, 2)
-    cfg = TrainConfig(lr=1e-3, bucket=8)
+    cfg = TrainConfig(lr=1e-3)
     steps = CapturedSteps(model.train(), make_optimizer(model, cfg, CPU), cfg, CPU, warmup=5)
     steps(b, FORCES["mixed"])  # the warm-up's eager step, forcing flags as a device tensor
     assert straight == []

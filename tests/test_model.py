@@ -285,7 +285,6 @@ def test_keeping_by_a_score_needs_the_scores(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field,value,message", [
     ("precision", "fp16", r"train\.precision: 'fp16' is not fp32 or bf16"),
-    ("device", "tpu", r"train\.device: 'tpu' is not auto, cpu or cuda"),
     ("label_smoothing", 1.0, r"train\.label_smoothing: 1\.0 is not in \[0, 1\)"),
     ("keep", "bleu", r"train\.keep: 'bleu' is not one of val_bleu, val_chrf, val_loss, last"),
     ("patience", -1, r"train\.patience: -1 is negative"),
@@ -294,3 +293,10 @@ def test_keeping_by_a_score_needs_the_scores(tmp_path: Path) -> None:
 def test_bad_train_params_name_the_param(field: str, value: object, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
         TrainConfig(**{field: value})
+
+
+def test_a_bad_device_names_the_param() -> None:
+    from pipeline.params import RuntimeConfig
+
+    with pytest.raises(PipelineError, match=r"runtime\.device: 'tpu' is not auto, cpu or cuda"):
+        RuntimeConfig(device="tpu")

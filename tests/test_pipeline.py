@@ -57,7 +57,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Pat
 
 
 # Small sizes for the tests that run stages: vectors, hidden layers, batches.
-SMALL = ("train.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
+SMALL = ("runtime.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
          "model.ff_size=64", "train.batch_size=64")
 
 
@@ -261,11 +261,11 @@ def test_a_killed_training_resumes_and_its_curves_go_on(workspace: Path) -> None
 
 @pytest.mark.slow
 def test_the_train_stage_on_two_processes(workspace: Path) -> None:
-    """train.processes=2: `dvc repro` starts the stage, which starts its two processes; the
+    """runtime.processes=2: `dvc repro` starts the stage, which starts its two processes; the
     first one alone writes the curves, the model and the output."""
     saved = (workspace / "params.yaml").read_text()
     try:
-        set_params(workspace, "train.processes=2", "train.threads=1", "train.batch_size=256",
+        set_params(workspace, "runtime.processes=2", "runtime.threads=1", "train.batch_size=256",
                    "variants.basic.train.epochs=1")
         shutil.rmtree(workspace / "dvclive/basic", ignore_errors=True)
         out = sh(["dvc", "repro", "train@basic"], workspace).stdout

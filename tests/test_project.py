@@ -67,7 +67,7 @@ def test_the_import_walk_sees_indirect_and_function_level_imports() -> None:
 
 SECTIONS = {"data": P.DataParams, "filter": P.FilterParams, "tokenize": P.TokenizeParams,
             "vocab": P.VocabParams, "embeddings": P.EmbeddingsParams, "model": P.ModelConfig,
-            "train": P.TrainConfig, "evaluate": P.EvaluateParams}
+            "train": P.TrainConfig, "runtime": P.RuntimeConfig, "evaluate": P.EvaluateParams}
 
 
 def plain(value: object) -> object:
@@ -111,7 +111,8 @@ def test_every_variant_shows_its_epochs_and_lr() -> None:
     ("vocab.valid_fraction", 0.0, "in (0, 1)"), ("vocab.valid_fraction", 1.0, "in (0, 1)"),
     ("tokenize.max_en_tokens", 0, "> 0"), ("train.batch_size", 0, "> 0"),
     ("train.epochs", 0, "> 0"), ("evaluate.beam_size", 0, "> 0"),
-    ("evaluate.alpha", -1.0, ">= 0"), ("train.bucket", 0, "> 0"),
+    ("evaluate.alpha", -1.0, ">= 0"), ("runtime.bucket", 0, "> 0"),
+    ("runtime.processes", 0, "> 0"),
 ])
 def test_out_of_range_params_name_the_param(where: str, value: object, allowed: str) -> None:
     section, key = where.split(".")
@@ -123,10 +124,13 @@ def test_out_of_range_params_name_the_param(where: str, value: object, allowed: 
     with pytest.raises(P.PipelineError) as e:
         if section in ("model", "train"):
             P.variant_configs(params, "attention")
+        elif section == "runtime":
+            P.variant_runtime(params, "attention")
         else:
             P.section(params, section, SECTIONS[section])
     message = str(e.value)
-    assert message == f"{'variants.attention.' if section in ('model', 'train') else ''}" \
+    per_variant = section in ("model", "train", "runtime")
+    assert message == f"{'variants.attention.' if per_variant else ''}" \
         f"{where}: {value!r} is out of range (must be {allowed})"
 
 
@@ -214,7 +218,7 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     new = yaml.safe_load(merged)
     assert new["data"]["url"] == "/data/x.tar" and new["train"]["clip"] == 0.5
     ci = yaml.safe_load((ROOT / "ci/params.yaml").read_text())  # the overlay's values win
-    assert new["train"]["threads"] == ci["train"]["threads"] == 2
+    assert new["runtime"]["threads"] == ci["runtime"]["threads"] == 2
     over = ci["variants"]["all"]["train"]
     assert {k: new["variants"]["all"]["train"][k] for k in over} == over
     assert new["variants"]["all"]["train"]["teacher_forcing"] is True  # merged, not replaced
@@ -295,3 +299,18 @@ def test_the_variants_are_listed_once_in_params_yaml() -> None:
         assert DVC["stages"][name]["foreach"] == "${variants}"
     y = DVC["plots"][0]["val_loss_by_variant"]["y"]
     assert [path.split("/")[1] for path in y] == P.variant_names()
+
+
+def test_runtime_keys_live_apart_and_a_variant_may_set_its_own() -> None:
+    """Where a variant runs is its own section, so that a resume's fingerprint needs no list
+    of keys to leave out; `variants.NAME.runtime` overrides it (the variants queue's GPUs)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert not set(YAML["train"]) & {f.name for f in dataclasses.fields(P.RuntimeConfig)}
+    params["variants"]["all"]["runtime"] = {"processes": 2, "first_gpu": 2}
+    rt = P.variant_runtime(params, "all")
+    assert (rt.processes, rt.first_gpu, rt.device) == (2, 2, "auto")
+    assert P.variant_runtime(params, "basic").processes == 1
+    params["train"]["threads"] = 2  # the old place: refused, not ignored
+    with pytest.raises(P.PipelineError, match=r"^variants\.basic\.train: unknown key\(s\) "
+                       "threads"):
+        P.variant_configs(params, "basic")

@@ -92,7 +92,7 @@ def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> N
     from pipeline.train import make_optimizer, set_lr, train_step
 
     dev = torch.device("cuda")
-    cfg = TrainConfig(lr=1e-3, bucket=8)
+    cfg = TrainConfig(lr=1e-3)
     batches = [padded_batch(s) for s in range(6)]
     forces = [FORCES["mixed"]] * 3 + [FORCES["forced"]] * 3
 
