@@ -26,7 +26,7 @@ for v in $variants; do  # params.yaml's variants
   # queue workers all see the same GPUs: each experiment is told which of them are its own
   spread=()
   if [ "$gpus" -gt 0 ]; then
-    spread=(-S "variants.$v.runtime.processes=$gpus" -S "variants.$v.runtime.first_gpu=$((i * gpus))")
+    spread=(-S "++variants.$v.runtime.processes=$gpus" -S "++variants.$v.runtime.first_gpu=$((i * gpus))")
   fi
   dvc exp run --queue -q -n "$tag-$v" "${spread[@]}" "$@" "evaluate@$v"
   i=$((i + 1))
