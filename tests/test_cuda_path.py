@@ -323,7 +323,7 @@ def test_a_failed_capture_restores_the_stream_and_the_allocator_and_trains_eager
 
     model = no_dropout_model()
     opt = make_optimizer(model, cfg, CPU)
-    steps = CapturedSteps(model, opt, cfg, CPU, warmup=1)
+    steps = CapturedSteps(model, opt, cfg, CPU, warmup=1, bucket=8)
     for b in batches:  # warm-up, the capture that fails (then the step eagerly), eager, eager
         steps(b, force)
     assert fake.current == "default"  # the side stream is not left current
@@ -386,7 +386,8 @@ def test_graph_memory_is_measured_after_the_cache_is_emptied_not_across_it(
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1))
     model = no_dropout_model()
     cfg = TrainConfig(lr=1e-3)
-    steps = CapturedSteps(model, make_optimizer(model, cfg, CPU), cfg, CPU, warmup=1)
+    steps = CapturedSteps(model, make_optimizer(model, cfg, CPU), cfg, CPU, warmup=1,
+                          bucket=8)
     b = padded_batch(0)
     steps(b, FORCES["forced"])  # warm-up
     steps(b, FORCES["forced"])  # the capture
@@ -434,7 +435,8 @@ def test_search_and_the_warm_up_make_no_tensor_on_a_device_from_python_values(
     greedy(model, b.src, b.src_len, [6, 3, 5, 6, 2])        # rows with their own limits
     beam_search(model, b.src, b.src_len, [6, 3, 5, 6, 2], 3, 0.6, 2)
     cfg = TrainConfig(lr=1e-3)
-    steps = CapturedSteps(model.train(), make_optimizer(model, cfg, CPU), cfg, CPU, warmup=5)
+    steps = CapturedSteps(model.train(), make_optimizer(model, cfg, CPU), cfg, CPU, warmup=5,
+                          bucket=8)
     steps(b, FORCES["mixed"])  # the warm-up's eager step, forcing flags as a device tensor
     assert straight == []
 

@@ -58,7 +58,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Pat
 
 # Small sizes for the tests that run stages: vectors, hidden layers, batches.
 SMALL = ("runtime.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
-         "model.ff_size=64", "train.batch_size=64")
+         "variants.transformer.model.ff_size=64", "train.batch_size=64")
 
 
 @pytest.fixture(scope="module")

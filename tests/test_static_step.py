@@ -59,12 +59,15 @@ def test_the_step_compiles_as_one_graph(variant: str) -> None:
     # fullgraph=True fails on any graph break, and a host read (.item(), bool(tensor), a
     # tensor's value deciding Python control flow, lengths moved to the CPU) is one.
     torch.manual_seed(0)
-    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
-    b = pad_batch(padded_batch(5), 8, 8)
-    cases = {"mixed": static_force(FORCES["mixed"], 8)}
+    # one layer a side and the target unpadded: tracing costs time per layer and per step,
+    # and neither decides whether there is a graph break
+    model = build_model(small_cfg(variant, enc_layers=1, dec_layers=1), SRC_V, TGT_V,
+                        EMB).eval()
+    b = pad_batch(padded_batch(5), 8, T)
+    cases = {"mixed": static_force(FORCES["mixed"], T)}
     if variant == "all":
-        cases["free"] = static_force(FORCES["free"], 8)
-        cases["forced"] = static_force(FORCES["forced"], 8)
+        cases["free"] = static_force(FORCES["free"], T)
+        cases["forced"] = static_force(FORCES["forced"], T)
     for force in cases.values():
         def step(src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,
                  force: list[bool] | torch.Tensor = force) -> torch.Tensor:
@@ -101,7 +104,7 @@ def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> N
         model = build_model(small_cfg("all", emb_dropout=0.0, enc_dropout=0.0, dec_dropout=0.0,
                                       out_dropout=0.0), SRC_V, TGT_V, EMB).to(dev).train()
         opt = make_optimizer(model, cfg, dev)
-        steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+        steps = CapturedSteps(model, opt, cfg, dev, warmup=1, bucket=8)
         losses = []
         for _ in range(3):  # warm-up, capture, replay for every shape
             for b, f in zip(batches, forces):
@@ -121,7 +124,7 @@ def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> N
     torch.manual_seed(0)
     model = build_model(small_cfg("all"), SRC_V, TGT_V, EMB).to(dev).train()
     opt = make_optimizer(model, cfg, dev)
-    steps = CapturedSteps(model, opt, cfg, dev, warmup=1)
+    steps = CapturedSteps(model, opt, cfg, dev, warmup=1, bucket=8)
     seen = []
     for _ in range(5):
         set_lr(opt, 0.0)  # the weights stay: only the dropout masks can change the loss
@@ -140,10 +143,11 @@ def test_the_train_mode_step_and_the_clipping_compile_as_one_graph_each(variant:
     from pipeline.train import make_optimizer
 
     torch.manual_seed(0)
-    model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).train()
+    model = build_model(small_cfg(variant, enc_layers=1, dec_layers=1), SRC_V, TGT_V,
+                        EMB).train()  # one layer a side, as above: tracing time
     opt = make_optimizer(model, TrainConfig(lr=1e-3), CPU, capturable=True)
-    b = pad_batch(padded_batch(5), 8, 8)
-    force = static_force(FORCES["mixed"], 8)
+    b = pad_batch(padded_batch(5), 8, T)
+    force = static_force(FORCES["mixed"], T)
 
     def forward(src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         return model.loss(src, src_len, tgt, force, label_smoothing=0.1, one_call=True)
