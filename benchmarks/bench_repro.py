@@ -11,8 +11,9 @@ tatoeba: the default params on the processed Tatoeba data (`dvc repro embeddings
          data.url at the shared tarball makes DIR), training then evaluation (both
          validation losses, greedy and beam BLEU), as the train and evaluate stages run them.
 
-Training runs `pipeline.train.fit` (captured CUDA graphs on CUDA, as the pipeline trains) for
-one epoch of `fraction` of the training and validation pairs; the figure for the whole run is
+Training runs `pipeline.training.train.fit` (captured CUDA graphs on CUDA, as the pipeline
+trains) for one epoch of `fraction` of the training and validation pairs; the figure for the
+whole run is
 (that epoch's time / fraction + one greedy pass over the validation set, which train.keep's
 scores make after every epoch) x the variant's epochs (--fraction 1 times a real epoch).
 Variants run one after another in this process.
@@ -35,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.data import Split  # noqa: E402
-from pipeline.metrics import validation_loss  # noqa: E402
-from pipeline.model import build_model  # noqa: E402
+from pipeline.data.batches import Split  # noqa: E402
+from pipeline.evaluation.metrics import validation_loss  # noqa: E402
+from pipeline.models.gru import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     EvaluateParams,
     TrainConfig,
@@ -48,7 +49,7 @@ from pipeline.params import (  # noqa: E402
     variant_runtime,
 )
 from pipeline.runtime import pick_device, set_threads  # noqa: E402
-from pipeline.train import fit, prepare  # noqa: E402
+from pipeline.training.train import fit, prepare  # noqa: E402
 
 TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
 
@@ -143,7 +144,7 @@ def _lesson(params: dict, variant: str) -> tuple[TrainConfig, Split, Split, torc
 
 def _greedy(params: dict, model: torch.nn.Module, valid: Split, device: torch.device) -> None:
     """The greedy pass over the validation set that the scores after each epoch make."""
-    from pipeline.search import OutputLimit, translate_split
+    from pipeline.decoding.search import OutputLimit, translate_split
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
     translate_split(model, valid, ev.batch_size,
@@ -153,9 +154,9 @@ def _greedy(params: dict, model: torch.nn.Module, valid: Split, device: torch.de
 def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list[str],
               device: torch.device) -> None:
     """What evaluate@VARIANT computes (references: the ids, not the full token lists)."""
-    from pipeline.metrics import bleu, lesson_val_loss
-    from pipeline.search import OutputLimit, translate_split
-    from pipeline.vocab import ids_to_tokens
+    from pipeline.data.vocab import ids_to_tokens
+    from pipeline.decoding.search import OutputLimit, translate_split
+    from pipeline.evaluation.metrics import bleu, lesson_val_loss
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
     max_len = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)

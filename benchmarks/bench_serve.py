@@ -29,8 +29,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.translate import Translator  # noqa: E402
-from pipeline.vocab import ids_to_tokens  # noqa: E402
+from pipeline.data.vocab import ids_to_tokens  # noqa: E402
+from pipeline.decoding.translate import Translator  # noqa: E402
 
 
 def free_port() -> int:

@@ -9,7 +9,8 @@ One step = forward, loss, backward, optimizer, on random token ids: batch 125, s
 with the same parameters, interleaved step by step in one process so both see the same
 machine load; the table gives the median time per step, tokens per second and the time of
 an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
-(pipeline.train.CapturedSteps: the whole step replayed as one CUDA graph, as training runs it:
+(pipeline.training.train.CapturedSteps: the whole step replayed as one CUDA graph, as training
+runs it:
 the default runtime.bucket, so lengths 30 and 25 are padded to 32 and 28, and TF32 as fit
 sets it); the first WARMUP steps of every way are not timed (the captured way warms up, then
 captures).
@@ -35,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plain checkout too
 from reference import reference_step  # noqa: E402
 
-from pipeline.data import Batch  # noqa: E402
-from pipeline.model import build_model  # noqa: E402
+from pipeline.data.batches import Batch  # noqa: E402
+from pipeline.models.gru import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     load_params,
     variant_configs,
     variant_names,
     variant_runtime,
 )
-from pipeline.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
+from pipeline.training.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
 
 B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
 WARMUP = 5  # untimed CUDA steps per way: allocators, cuDNN plans, the captured way's capture

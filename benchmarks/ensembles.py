@@ -9,8 +9,9 @@ evaluate stage does (whole sources, evaluate's output limit), greedy; the best s
 and the best ensemble are picked by that validation BLEU, and only those two are then scored
 on the test set, greedy and with beam search (evaluate's beam size and alpha). BLEU is the
 standard one, on the printed text. Then sacreBLEU's paired tests say whether the ensemble's
-gain over the best single model on the test set is beyond chance (pipeline/significance.py).
-The ensemble's log-probabilities are averaged at each step (pipeline/search.py's Ensemble).
+gain over the best single model on the test set is beyond chance
+(pipeline/evaluation/significance.py).
+The ensemble's log-probabilities are averaged at each step (pipeline/decoding/search.py's Ensemble).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data import WholeSet, load_splits, whole_set  # noqa: E402
+from pipeline.data.batches import WholeSet, load_splits, whole_set  # noqa: E402
+from pipeline.data.truecase import truecaser  # noqa: E402
+from pipeline.decoding.search import Ensemble, OutputLimit  # noqa: E402
+from pipeline.evaluation.metrics import outputs_of, scores, translate_tokens  # noqa: E402
+from pipeline.evaluation.significance import format_table, paired_tests  # noqa: E402
 from pipeline.files import PipelineError, read_json  # noqa: E402
-from pipeline.metrics import outputs_of, scores, translate_tokens  # noqa: E402
-from pipeline.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
+from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section, variant_names  # noqa: E402
-from pipeline.search import Ensemble, OutputLimit  # noqa: E402
-from pipeline.significance import format_table, paired_tests  # noqa: E402
-from pipeline.truecase import truecaser  # noqa: E402
 
 
 def main() -> None:

@@ -52,8 +52,8 @@ from reference import reference_loss, reference_step  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from pipeline.data import Batch  # noqa: E402
-from pipeline.model import build_model  # noqa: E402
+from pipeline.data.batches import Batch  # noqa: E402
+from pipeline.models.gru import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     ModelConfig,
     TrainConfig,
@@ -62,7 +62,7 @@ from pipeline.params import (  # noqa: E402
     variant_names,
     variant_runtime,
 )
-from pipeline.train import (  # noqa: E402
+from pipeline.training.train import (  # noqa: E402
     CapturedSteps,
     bucket,
     force_mode,
@@ -202,7 +202,7 @@ def step(way: str, model: torch.nn.Module, opt: torch.optim.Optimizer, b: Batch,
          force: list[bool], flags: list[bool] | torch.Tensor, cfg: TrainConfig,
          after_backward: Callable[[], None] = lambda: None) -> None:
     """One training step: the reference's (its loss read back, as the lesson did), or the
-    project's as a captured step runs it (pipeline.train.loss_backward with the loss in one
+    project's as a captured step runs it (pipeline.training.train.loss_backward with the loss in one
     call, then the optimizer)."""
     if way == "reference":
         loss = reference_loss(model, b.src, b.src_len, b.tgt, force)

@@ -68,12 +68,12 @@ def fingerprints(variants: list[str]) -> dict[str, str]:
     import torch
     import torch.nn.functional as F
 
-    from pipeline.data import Batch
-    from pipeline.metrics import validation_loss
-    from pipeline.model import build_model
+    from pipeline.data.batches import Batch
+    from pipeline.decoding.search import beam_search, greedy
+    from pipeline.evaluation.metrics import validation_loss
+    from pipeline.models.gru import build_model
     from pipeline.params import load_params, variant_configs
-    from pipeline.search import beam_search, greedy
-    from pipeline.train import make_optimizer, one_cycle_lr, set_lr, train_step
+    from pipeline.training.train import make_optimizer, one_cycle_lr, set_lr, train_step
 
     torch.set_num_threads(THREADS)
     t0 = time.perf_counter()
@@ -193,7 +193,7 @@ def main() -> None:
     cpus = args.cpus if shutil.which("qemu-x86_64") else []
     if args.cpus and not cpus:
         print("isa_check: qemu-x86_64 not found (apt-get install qemu-user): this CPU only")
-    from pipeline.gate import cpu_name
+    from pipeline.evaluation.gate import cpu_name
 
     here = cpu_name()
     plan = [(f"{here}, as is", None, False), (f"{here}, pinned", None, True)]

@@ -1,7 +1,7 @@
 """The yardstick: the same model computed the way the lesson wrote it.
 
 A Python loop over decoder steps, the output layer and the argmax at every step, fp32, and
-the default Adam. It runs on a `pipeline.model.Seq2Seq`'s own modules and parameters, so the
+the default Adam. It runs on a `pipeline.models.gru.Seq2Seq`'s own modules and parameters, so the
 benchmark compares two ways of computing one model, and the tests check that the project's
 way gives the same outputs and gradients.
 """
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipeline.model import Seq2Seq
-from pipeline.vocab import BOS
+from pipeline.data.vocab import BOS
+from pipeline.models.gru import Seq2Seq
 
 
 def reference_encode(m: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor

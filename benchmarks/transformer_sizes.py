@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data import whole_set  # noqa: E402
+from pipeline.data.batches import whole_set  # noqa: E402
+from pipeline.data.truecase import truecaser  # noqa: E402
+from pipeline.decoding.search import OutputLimit  # noqa: E402
+from pipeline.evaluation.metrics import greedy_scores  # noqa: E402
 from pipeline.files import read_json  # noqa: E402
-from pipeline.metrics import greedy_scores  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section  # noqa: E402
-from pipeline.search import OutputLimit  # noqa: E402
-from pipeline.train import fit, prepare  # noqa: E402
-from pipeline.truecase import truecaser  # noqa: E402
+from pipeline.training.train import fit, prepare  # noqa: E402
 
 # name: (model keys, train keys) laid over variants.transformer and these (what the runs of
 # 2026-12-01 shared, whatever params.yaml says now)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The metrics gate: run the small CI configuration (ci/params.yaml laid over params.yaml) from
 # scratch in a scratch copy of the tracked tree, then check its metrics against the baseline's
-# noise bands (pipeline/gate.py says how they are made and read).
+# noise bands (pipeline/evaluation/gate.py says how they are made and read).
 #   bash ci/pipeline.sh                    # run + check (what CI does): fails on WORSE,
 #                                          # BETTER, CHANGED or MISSING
 #   bash ci/pipeline.sh --seed N           # the same with train.seed N (a harmless change)

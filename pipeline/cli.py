@@ -26,12 +26,12 @@ def read_lines(stream: object, name: str = "standard input") -> list[str]:
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
-    from pipeline.translate import Translator, to_text
-    from pipeline.vocab import ids_to_tokens
+    from pipeline.data.vocab import ids_to_tokens
+    from pipeline.decoding.translate import Translator, to_text
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
-    from pipeline.search import DEFAULT_LIMIT
+    from pipeline.decoding.search import DEFAULT_LIMIT
 
     tr = Translator(args.model, device=args.device)
     given = {"a": args.max_len_a, "b": args.max_len_b, "cap": args.max_len_cap}
@@ -75,7 +75,7 @@ def lr_find(params: dict, variant: str, processed: str, batches: int, start: flo
 
     from pipeline.params import variant_runtime
     from pipeline.runtime import pick_device
-    from pipeline.train import make_optimizer, pr_force, prepare, train_step
+    from pipeline.training.train import make_optimizer, pr_force, prepare, train_step
 
     _, tcfg, train, _, _, _, model, _ = prepare(params, variant, processed)
     device = pick_device(variant_runtime(params, variant).device)
@@ -103,8 +103,8 @@ def lr_find(params: dict, variant: str, processed: str, batches: int, start: flo
 
 
 def cmd_lr_find(args: argparse.Namespace) -> None:
+    from pipeline.evaluation.plots import lr_find_plot
     from pipeline.params import load_params
-    from pipeline.plots import lr_find_plot
 
     lrs, losses = lr_find(load_params(args.params), args.variant, args.data, args.batches,
                           args.start, args.end)
@@ -118,7 +118,13 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from pipeline.compare import format_seed_table, format_table, from_dvc, from_folder, seed_groups
+    from pipeline.evaluation.compare import (
+        format_seed_table,
+        format_table,
+        from_dvc,
+        from_folder,
+        seed_groups,
+    )
 
     rows = from_folder(args.metrics) if args.metrics else from_dvc()
     if not rows:
@@ -135,7 +141,7 @@ def workspace_significance(rows: list, reports: Path) -> str:
     """The paired tests of the variants whose test translations are in `reports` (this
     workspace's evaluate outputs), against the one with the best validation BLEU (chosen on
     valid: the test set is only reported)."""
-    from pipeline.significance import format_table, paired_tests, read_system
+    from pipeline.evaluation.significance import format_table, paired_tests, read_system
 
     here = {v: m for name, v, m in rows if name == "workspace"}
     have = [v for v in here if (reports / v / "translations" / "test.greedy.txt").exists()]
@@ -152,7 +158,7 @@ def workspace_significance(rows: list, reports: Path) -> str:
 
 
 def cmd_check_metrics(args: argparse.Namespace) -> None:
-    from pipeline import gate
+    from pipeline.evaluation import gate
 
     base = gate.load_baseline(args.baseline)
     rows = gate.check(base, gate.load_current(args.metrics, base.variants),
@@ -199,7 +205,7 @@ def compared_files(folder: str, variants: list[str], baseline: str) -> str:
 
 
 def cmd_significance(args: argparse.Namespace) -> None:
-    from pipeline.significance import (
+    from pipeline.evaluation.significance import (
         format_table,
         paired_tests,
         read_system,
@@ -219,7 +225,7 @@ def cmd_significance(args: argparse.Namespace) -> None:
 def cmd_update_baseline(args: argparse.Namespace) -> None:
     import datetime
 
-    from pipeline import gate
+    from pipeline.evaluation import gate
 
     if args.from_baseline:  # new bands from the runs already in the baseline
         base = gate.load_baseline(args.baseline)

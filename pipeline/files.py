@@ -100,7 +100,7 @@ def record_error(message: str) -> None:
 def run_main(main: Callable[[], Any]) -> None:
     """Run a stage or command; a PipelineError becomes one line on stderr and exit code 1.
     In a process started by the distributed launcher, any error is also handed to the
-    launcher, which names it in its own one line (pipeline/distributed.py)."""
+    launcher, which names it in its own one line (pipeline/training/distributed.py)."""
     try:
         main()
     except PipelineError as e:

@@ -19,8 +19,9 @@ from pipeline.files import PipelineError, atomic_path
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 MODEL_KINDS = ("gru", "transformer")
-# The model keys each kind reads (pipeline/model.py, pipeline/transformer.py; a test holds this
-# to the code). A key that a variant's kind does not read is refused: it would change nothing.
+# The model keys each kind reads (pipeline/models/gru.py, pipeline/models/transformer.py; a
+# test holds this to the code). A key that a variant's kind does not read is refused: it
+# would change nothing.
 KIND_KEYS = {
     "gru": frozenset({"emb_dropout", "enc_hidden", "enc_layers", "enc_dropout", "dec_layers",
                       "dec_dropout", "out_dropout", "tie_output", "bidirectional", "attention",

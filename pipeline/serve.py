@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from pipeline.files import read_json
 
 if TYPE_CHECKING:  # torch loads only when a server starts, not for `fren-nmt --help`
-    from pipeline.translate import Translator
+    from pipeline.decoding.translate import Translator
 
 STATIC = Path(__file__).with_name("static")
 
@@ -118,8 +118,8 @@ def parse_request(body: bytes, limits: "ServeLimits", attends: bool
 def decode(tr: "Translator", sentences: list[str], opts: Options) -> list[dict]:
     """Each sentence's answer: its n-best hypotheses (text, tokens, scores), and the attention
     behind the best one when asked."""
-    from pipeline.translate import to_text
-    from pipeline.vocab import ids_to_tokens
+    from pipeline.data.vocab import ids_to_tokens
+    from pipeline.decoding.translate import to_text
 
     found = tr.search(sentences, len(sentences) or 1, opts.beam, opts.alpha, opts.nbest,
                       scored=True)
@@ -267,7 +267,7 @@ def create_app(model: str | Path | list, device: str = "cpu",
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, JSONResponse
 
-    from pipeline.translate import Translator
+    from pipeline.decoding.translate import Translator
 
     paths = [Path(p) for p in (model if isinstance(model, list) else [model])]
     limits = limits or ServeLimits()

@@ -1,10 +1,10 @@
 """Stage download: bring the corpus (URL or local path) to data/raw/corpus: the Giga-fren
-tarball, or a zip of tab-separated Tatoeba pairs (pipeline/corpus.py tells them apart)."""
+tarball, or a zip of tab-separated Tatoeba pairs (pipeline/data/corpus.py tells them apart)."""
 
 import os
 
-from pipeline.corpus import check_corpus
-from pipeline.download import fetch
+from pipeline.data.corpus import check_corpus
+from pipeline.data.download import fetch
 from pipeline.files import run_main
 from pipeline.params import DataParams, load_params, section
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.download import fetch, is_url
-from pipeline.embeddings import build_matrix, read_vectors, train_vectors
+from pipeline.data.download import fetch, is_url
+from pipeline.data.embeddings import build_matrix, read_vectors, train_vectors
 from pipeline.files import read_json, run_main, write_json, write_npy
 from pipeline.params import EmbeddingsParams, VocabParams, load_params, section
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.data import load_splits, pad, whole_set
-from pipeline.files import read_json, run_main, write_json, write_lines
-from pipeline.metrics import (
+from pipeline.data.batches import load_splits, pad, whole_set
+from pipeline.data.truecase import truecaser
+from pipeline.decoding.search import OutputLimit, greedy
+from pipeline.evaluation.metrics import (
     bleu_by_length,
     lesson_val_loss,
     outputs_of,
@@ -20,13 +21,12 @@ from pipeline.metrics import (
     translate_tokens,
     validation_loss,
 )
-from pipeline.modeldir import TRUECASE_FILE, load_model_dir
+from pipeline.evaluation.plots import attention_heatmap
+from pipeline.evaluation.search_check import search_check
+from pipeline.files import read_json, run_main, write_json, write_lines
+from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import EvaluateParams, load_params, section, variant_runtime
-from pipeline.plots import attention_heatmap
 from pipeline.runtime import pick_device, set_threads
-from pipeline.search import OutputLimit, greedy
-from pipeline.search_check import search_check
-from pipeline.truecase import truecaser
 
 IDS = "data/processed/ids.parquet"
 TOKENS = "data/interim/tokens.parquet"

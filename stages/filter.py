@@ -1,6 +1,6 @@
 """Stage filter: keep the wh-question pairs of the corpus (the lesson's regexes)."""
 
-from pipeline.corpus import filter_pairs
+from pipeline.data.corpus import filter_pairs
 from pipeline.files import run_main, write_json, write_parquet
 from pipeline.params import FilterParams, load_params, section
 

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from pipeline.data.tokenize import length_stats, tokenize_pairs, worker_count
 from pipeline.files import run_main, write_json, write_parquet
 from pipeline.params import TokenizeParams, load_params, section
-from pipeline.tokenize import length_stats, tokenize_pairs, worker_count
 
 IN = "data/interim/questions.parquet"
 OUT = "data/interim/tokens.parquet"

@@ -1,8 +1,8 @@
 """Stage train@VARIANT: train one variant; resumes from its checkpoint if it was killed.
 
 With runtime.processes > 1 this process starts the stage again on that many processes under
-PyTorch's elastic launcher and waits (pipeline/distributed.py); started by a launcher (that one
-or torchrun), it is one of them, and only the first one writes."""
+PyTorch's elastic launcher and waits (pipeline/training/distributed.py); started by a launcher
+(that one or torchrun), it is one of them, and only the first one writes."""
 
 import sys
 from pathlib import Path
@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from pipeline import distributed
-from pipeline.data import whole_set
-from pipeline.decoder import Model
+from pipeline.data.batches import whole_set
+from pipeline.data.truecase import truecaser
+from pipeline.decoding.search import OutputLimit
+from pipeline.evaluation.metrics import greedy_scores
 from pipeline.files import read_json, run_main
-from pipeline.metrics import greedy_scores
-from pipeline.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
+from pipeline.models.decoder import Model
+from pipeline.models.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
 from pipeline.params import (
     EvaluateParams,
     RuntimeConfig,
@@ -26,9 +27,8 @@ from pipeline.params import (
     variant_runtime,
 )
 from pipeline.runtime import pick_device, set_threads
-from pipeline.search import OutputLimit
-from pipeline.train import fingerprint, fit, load_checkpoint, prepare
-from pipeline.truecase import truecaser
+from pipeline.training import distributed
+from pipeline.training.train import fingerprint, fit, load_checkpoint, prepare
 
 PROCESSED = "data/processed"
 TRUECASE = "data/processed/truecase_en.json"  # stage truecase

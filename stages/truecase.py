@@ -1,10 +1,10 @@
 """Stage truecase: each English word's usual case, learned from the training pairs' original
-English (pipeline/truecase.py); the train stage puts it in every model directory."""
+English (pipeline/data/truecase.py); the train stage puts it in every model directory."""
 
 import pandas as pd
 
+from pipeline.data.truecase import train_truecaser
 from pipeline.files import run_main, write_json
-from pipeline.truecase import train_truecaser
 
 QUESTIONS = "data/interim/questions.parquet"
 IDS = "data/processed/ids.parquet"

@@ -3,9 +3,9 @@ the data report (metrics/data.json: sizes, duplicates, what valid and test share
 
 import pandas as pd
 
+from pipeline.data.vocab import build_ids, data_report
 from pipeline.files import read_json, run_main, write_json, write_parquet
 from pipeline.params import VocabParams, load_params, section
-from pipeline.vocab import build_ids, data_report
 
 IN = "data/interim/tokens.parquet"
 OUT_DIR = "data/processed"

@@ -142,7 +142,7 @@ EN_WORDS = "where is the station who did that why not when does he come ?".split
 
 
 def _vocab(words: list[str]) -> list[str]:
-    from pipeline.vocab import SPECIALS
+    from pipeline.data.vocab import SPECIALS
 
     return SPECIALS + words
 
@@ -153,8 +153,8 @@ FR_VOCAB, EN_VOCAB = _vocab(FR_WORDS), _vocab(EN_WORDS)
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random attention model with its vocabularies, as train@VARIANT writes it."""
-    from pipeline.model import build_model
-    from pipeline.modeldir import model_config, save_model_dir
+    from pipeline.models.gru import build_model
+    from pipeline.models.modeldir import model_config, save_model_dir
     from pipeline.params import ModelConfig, TokenizeParams
 
     torch.manual_seed(1)  # a seed whose outputs differ from sentence to sentence

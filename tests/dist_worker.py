@@ -1,5 +1,5 @@
 """A small training run for tests/test_distributed.py: `fit` on made-up pairs, started on N
-processes through pipeline.distributed.launch the way stages/train.py starts itself.
+processes through pipeline.training.distributed.launch the way stages/train.py starts itself.
 
     python tests/dist_worker.py OUT_DIR VARIANT PROCESSES EPOCHS [--dropout] [--stop-after K]
 
@@ -21,14 +21,14 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline import distributed  # noqa: E402
-from pipeline.data import Split  # noqa: E402
+from pipeline.data.batches import Split  # noqa: E402
+from pipeline.evaluation.metrics import validation_loss  # noqa: E402
 from pipeline.files import PipelineError, run_main  # noqa: E402
-from pipeline.metrics import validation_loss  # noqa: E402
-from pipeline.model import build_model  # noqa: E402
+from pipeline.models.gru import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
-from pipeline.train import fit, load_checkpoint  # noqa: E402
+from pipeline.training import distributed  # noqa: E402
+from pipeline.training.train import fit, load_checkpoint  # noqa: E402
 
 SRC_V, TGT_V, EMB = 40, 30, 16
 

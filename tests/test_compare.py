@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.compare import (
+from pipeline.evaluation.compare import (
     LESSON,
     PARAMS,
     _exp_rows,

@@ -26,12 +26,10 @@ from conftest import (
     tar_bytes,
 )
 
-from pipeline.corpus import check_corpus, filter_pairs, filter_pairs_naive
-from pipeline.embeddings import build_matrix, read_vectors, train_vectors
-from pipeline.files import PipelineError
-from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
-from pipeline.tokenize import tokenize, tokenize_pairs
-from pipeline.vocab import (
+from pipeline.data.corpus import check_corpus, filter_pairs, filter_pairs_naive
+from pipeline.data.embeddings import build_matrix, read_vectors, train_vectors
+from pipeline.data.tokenize import tokenize, tokenize_pairs
+from pipeline.data.vocab import (
     EOS,
     UNK,
     build_ids,
@@ -42,6 +40,8 @@ from pipeline.vocab import (
     split_mask,
     split_of,
 )
+from pipeline.files import PipelineError
+from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
 
 EN_RX, FR_RX = r"^(Wh[^?.!]+\?)", r"^([^?.!]+\?)"
 
@@ -215,7 +215,7 @@ def test_block_filter_agrees_with_line_by_line(tmp_path: Path, en_rx: str,
                                                monkeypatch) -> None:
     # Small blocks and patterns that can run across newlines exercise the block matcher's
     # fallback; the result must equal re.search on each line alone.
-    monkeypatch.setattr("pipeline.corpus.BLOCK_BYTES", 64)
+    monkeypatch.setattr("pipeline.data.corpus.BLOCK_BYTES", 64)
     rnd = random.Random(1)
     words = ["What", "Who?", "is", "it?", "?", ".", "!", "Why", "no", "h", "\u00e9t\u00e9", ""]
     en = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(500)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.download import fetch
+from pipeline.data.download import fetch
 from pipeline.files import PipelineError
 
 
@@ -105,7 +105,7 @@ def test_server_without_range_support_starts_over(served: Server, tmp_path: Path
 
 
 def test_retries_transient_http_errors(served: Server, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("pipeline.data.download.time.sleep", lambda s: None)
     served.fail_first = 2
     fetch(served.url, tmp_path / "t.tar", retries=3)
     assert (tmp_path / "t.tar").read_bytes() == served.data
@@ -118,7 +118,7 @@ def test_http_404_is_one_line_error(served: Server, tmp_path: Path) -> None:
 
 
 def test_unreachable_url(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("pipeline.data.download.time.sleep", lambda s: None)
     with pytest.raises(PipelineError, match=r"127\.0\.0\.1:9/x\.tar: download failed after 2 "
                        r"attempts: .*point data\.url at a local copy"):
         fetch("http://127.0.0.1:9/x.tar", tmp_path / "t.tar", retries=2, timeout=2)
@@ -133,7 +133,7 @@ def test_checksum_mismatch(served: Server, tmp_path: Path) -> None:
 
 
 def test_size_mismatch(served: Server, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.download.time.sleep", lambda s: None)
+    monkeypatch.setattr("pipeline.data.download.time.sleep", lambda s: None)
     served.announce = len(served.data) + 10  # the body is always 10 bytes short
     with pytest.raises(PipelineError, match="announced"):
         fetch(served.url, tmp_path / "t.tar", retries=2, timeout=2)

@@ -12,9 +12,9 @@ from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from reference import reference_forward  # noqa: E402
 
-import pipeline.decoder  # noqa: E402
-from pipeline.model import build_model  # noqa: E402
-from pipeline.vocab import PAD  # noqa: E402
+import pipeline.models.decoder  # noqa: E402
+from pipeline.data.vocab import PAD  # noqa: E402
+from pipeline.models.gru import build_model  # noqa: E402
 
 T = 6
 FORCES = {"free": [False] * T, "forced": [True] * T, "mixed": [True, False, False, True, True,
@@ -55,7 +55,7 @@ def test_training_loss_and_gradients_match_the_reference(
         variant: str, force: str, pad_in_loss: bool, smoothing: float,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # 10 rows = 2 steps of 5 per projection: slices end at free steps and at the last step
-    monkeypatch.setattr(pipeline.decoder, "LOSS_ROWS", 10)
+    monkeypatch.setattr(pipeline.models.decoder, "LOSS_ROWS", 10)
     torch.manual_seed(0)
     model = build_model(small_cfg(variant), SRC_V, TGT_V, EMB).eval()
     src, lens, tgt = batch(5, 7, T, seed=4)

@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.data import Split
+from pipeline.data.batches import Split
+from pipeline.data.vocab import EOS, PAD
+from pipeline.evaluation.metrics import bleu, seq_loss
 from pipeline.files import PipelineError
-from pipeline.metrics import bleu, seq_loss
-from pipeline.model import build_model
+from pipeline.models.gru import build_model
 from pipeline.params import ModelConfig, TrainConfig, load_params, variant_configs, variant_names
-from pipeline.train import (
+from pipeline.training.train import (
     fit,
     kept_epoch,
     load_checkpoint,
@@ -23,7 +24,6 @@ from pipeline.train import (
     pr_force,
     stops_early,
 )
-from pipeline.vocab import EOS, PAD
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC_V, TGT_V, EMB = 37, 29, 12

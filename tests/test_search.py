@@ -12,10 +12,9 @@ import torch.nn.functional as F
 from test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 from torch import nn
 
-from pipeline.data import Split
-from pipeline.model import State, build_model
-from pipeline.params import variant_names
-from pipeline.search import (
+from pipeline.data.batches import Split
+from pipeline.data.vocab import BOS, EOS
+from pipeline.decoding.search import (
     Ensemble,
     OutputLimit,
     beam_search,
@@ -23,7 +22,8 @@ from pipeline.search import (
     length_penalty,
     translate_split,
 )
-from pipeline.vocab import BOS, EOS
+from pipeline.models.gru import State, build_model
+from pipeline.params import variant_names
 
 A, B, C, D = 4, 5, 6, 7
 V = 8
@@ -200,7 +200,7 @@ def check_split(n: int = 13):
 
 
 def run_check(model: nn.Module) -> dict[str, float]:
-    from pipeline.search_check import search_check
+    from pipeline.evaluation.search_check import search_check
 
     return search_check(model, check_split(), 5, OutputLimit(1.0, 3, 10),
                         torch.device("cpu"), 4, 0.6)
@@ -237,21 +237,22 @@ def test_the_searches_agree_with_the_models_forced_forward(variant: str) -> None
 def test_the_search_check_catches_the_battery_s_search_bugs(
         mutation: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each search mutation of the gate's battery (ci/mutations/), applied to a copy of
-    pipeline/search.py, shows in search_check's counts: the beam ones are what the gate's
+    pipeline/decoding/search.py, shows in search_check's counts: the beam ones are what the gate's
     training noise hides."""
     import importlib.util
     import shutil
     import subprocess
     import sys
 
-    import pipeline.search_check as checker
+    import pipeline.evaluation.search_check as checker
 
-    (tmp_path / "pipeline").mkdir()
-    shutil.copy(ROOT / "pipeline" / "search.py", tmp_path / "pipeline" / "search.py")
+    module = Path("pipeline/decoding/search.py")
+    (tmp_path / module.parent).mkdir(parents=True)
+    shutil.copy(ROOT / module, tmp_path / module)
     subprocess.run(["git", "apply", str(ROOT / "ci" / "mutations" / f"{mutation}.patch")],
                    cwd=tmp_path, check=True)
     spec = importlib.util.spec_from_file_location("mutated_search",
-                                                  tmp_path / "pipeline" / "search.py")
+                                                  tmp_path / module)
     mutated = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "mutated_search", mutated)  # for its dataclasses
     spec.loader.exec_module(mutated)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.decoding.translate import Translator
 from pipeline.serve import Batcher, HTTPProblem, Options, ServeLimits, create_app, decode
-from pipeline.translate import Translator
 
 SENTENCES = ["Où est la gare ?", "Qui a fait ça ?", "Pourquoi pas ?", "Quand vient-il ?"]
 
@@ -65,9 +65,9 @@ def test_attention_weights_are_the_searchs_own(translator: Translator) -> None:
     """Forced decoding of the found hypothesis gives the weights greedy search saw."""
     import torch
 
-    from pipeline.data import pad
-    from pipeline.search import forced_attention, greedy
-    from pipeline.vocab import BOS, EOS
+    from pipeline.data.batches import pad
+    from pipeline.data.vocab import BOS, EOS
+    from pipeline.decoding.search import forced_attention, greedy
 
     src, src_len = pad([translator.encode(s) for s in SENTENCES])
     hyps, _ = greedy(translator.model, src, src_len, 8)  # some reach 8: no _eos_

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.evaluation.significance import paired_tests
 from pipeline.files import PipelineError
-from pipeline.significance import paired_tests
 
 WORDS = "what is this who are you where why when how the a of to it did go".split()
 
@@ -80,7 +80,7 @@ def test_systems_of_other_sentences_are_refused_with_one_line(tmp_path: Path) ->
     short.write_text("Who?\nWhy?\n")
     with pytest.raises(SystemExit):
         main(["significance", "--ref", str(ref), str(ref)])  # one system: nothing to test
-    from pipeline.significance import read_system
+    from pipeline.evaluation.significance import read_system
 
     with pytest.raises(PipelineError, match=r"short\.txt: 2 lines, but the references have 3"):
         read_system(short, 3)

@@ -8,11 +8,11 @@ import torch
 from test_fast_path import FORCES, T, assert_same_gradients
 from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
 
-from pipeline.data import Batch
-from pipeline.model import build_model
+from pipeline.data.batches import Batch
+from pipeline.data.vocab import PAD
+from pipeline.models.gru import build_model
 from pipeline.params import TrainConfig, variant_names
-from pipeline.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
-from pipeline.vocab import PAD
+from pipeline.training.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
 
 CPU = torch.device("cpu")
 
@@ -92,7 +92,7 @@ def test_force_modes() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> None:
-    from pipeline.train import make_optimizer, set_lr, train_step
+    from pipeline.training.train import make_optimizer, set_lr, train_step
 
     dev = torch.device("cuda")
     cfg = TrainConfig(lr=1e-3)
@@ -140,7 +140,7 @@ def test_the_train_mode_step_and_the_clipping_compile_as_one_graph_each(variant:
     between the two ways: no equality here.) Optimizer.step breaks Dynamo's graph on purpose
     (its grad-mode wrapper), so the capturable fused Adam is checked by the dispatch spy in
     tests/test_cuda_path.py instead."""
-    from pipeline.train import make_optimizer
+    from pipeline.training.train import make_optimizer
 
     torch.manual_seed(0)
     model = build_model(small_cfg(variant, enc_layers=1, dec_layers=1), SRC_V, TGT_V,

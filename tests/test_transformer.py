@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.decoder import select_state
+from pipeline.data.vocab import BOS, PAD
+from pipeline.decoding.search import beam_search, greedy
 from pipeline.files import PipelineError
-from pipeline.model import build_model
+from pipeline.models.decoder import select_state
+from pipeline.models.gru import build_model
+from pipeline.models.transformer import Transformer
 from pipeline.params import load_params, variant_configs
-from pipeline.search import beam_search, greedy
-from pipeline.transformer import Transformer
-from pipeline.vocab import BOS, PAD
 from tests.test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 
 
@@ -128,7 +128,7 @@ def test_the_variant_from_params_and_its_refusals() -> None:
     with pytest.raises(PipelineError, match=r"model.heads: 7 does not divide the model size 300"):
         build_model(small_cfg("transformer", heads=7), 50, 40, 300)
     # its padding is masked everywhere, so the CUDA step may be captured (a pure decision)
-    from pipeline.train import uses_graphs
+    from pipeline.training.train import uses_graphs
     cuda = torch.device("cuda")
     assert m.masks_padding and uses_graphs(m, tcfg, cuda)
     assert not uses_graphs(m, tcfg, torch.device("cpu"))
@@ -143,7 +143,7 @@ def test_the_variant_from_params_and_its_refusals() -> None:
 
 
 def test_an_ensemble_of_a_transformer_and_a_gru_variant_decodes() -> None:
-    from pipeline.search import Ensemble
+    from pipeline.decoding.search import Ensemble
 
     torch.manual_seed(5)
     gru = build_model(small_cfg("all"), SRC_V, TGT_V, EMB).eval()

@@ -16,10 +16,10 @@ import torch
 from conftest import EN_VOCAB as EN
 
 from pipeline.cli import main
-from pipeline.search import OutputLimit
-from pipeline.translate import Translator, to_text
-from pipeline.truecase import train_truecaser, truecaser
-from pipeline.vocab import SPECIALS
+from pipeline.data.truecase import train_truecaser, truecaser
+from pipeline.data.vocab import SPECIALS
+from pipeline.decoding.search import OutputLimit
+from pipeline.decoding.translate import Translator, to_text
 
 SENTENCES = ["Où est la gare ?", "", "Qui a fait ça ?", "Pourquoi pas ?",
              "Quand vient-il ?", "Où est la gare ?"]

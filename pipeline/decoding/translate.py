@@ -1,7 +1,7 @@
 """Translation of raw French sentences into English text a person reads.
 
-`Translator` loads a model directory (pipeline/modeldir.py), tokenizes as training did,
-searches (pipeline/search.py) and turns the tokens back into text (`to_text`).
+`Translator` loads a model directory (pipeline/models/modeldir.py), tokenizes as training did,
+searches (pipeline/decoding/search.py) and turns the tokens back into text (`to_text`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import re
 from functools import cache
 from pathlib import Path
 
-from pipeline.data import pad, to_device
-from pipeline.files import PipelineError, read_json
-from pipeline.modeldir import TRUECASE_FILE, load_model_dir
-from pipeline.params import TokenizeParams, from_dict
-from pipeline.runtime import pick_device
-from pipeline.search import (
+from pipeline.data.batches import pad, to_device
+from pipeline.data.tokenize import CAPS, tokenize
+from pipeline.data.truecase import truecase, truecaser
+from pipeline.data.vocab import EOS, UNK, ids_to_tokens
+from pipeline.decoding.search import (
     DEFAULT_LIMIT,
     Ensemble,
     Hypothesis,
@@ -24,9 +23,10 @@ from pipeline.search import (
     forced_attention,
     greedy,
 )
-from pipeline.tokenize import CAPS, tokenize
-from pipeline.truecase import truecase, truecaser
-from pipeline.vocab import EOS, UNK, ids_to_tokens
+from pipeline.files import PipelineError, read_json
+from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
+from pipeline.params import TokenizeParams, from_dict
+from pipeline.runtime import pick_device
 
 
 class Translator:
@@ -55,7 +55,7 @@ class Translator:
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
         self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
                                          f"{paths[0]}: tokenize")
-        # the truecaser the train stage saved (pipeline/truecase.py); older models have none
+        # the truecaser the train stage saved (pipeline/data/truecase.py); older models have none
         cased = paths[0] / TRUECASE_FILE
         self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
 
@@ -139,7 +139,7 @@ _JOIN = {"gon": "na", "wan": "na", "got": "ta"}
 
 def to_text(tokens: list[str], tc=None) -> str:  # noqa: ANN001 - a MosesTruecaser
     """English text from the model's tokens: words in their usual case (the truecaser `tc`,
-    pipeline/truecase.py: "tom" -> "Tom"), the t_up marker applied, spaCy's contraction splits
+    pipeline/data/truecase.py: "tom" -> "Tom"), the t_up marker applied, spaCy's contraction splits
     joined, Moses' detokenizer for the spacing, repeated final punctuation collapsed, "i" and
     the first letter capitalized."""
     if tc is not None:  # words after t_up keep their form: they become capitals below

@@ -10,7 +10,7 @@ architecture that followed Bahdanau attention, on the same data, decoder step an
 - The model size is the embedding size (fastText's 300), so the vectors initialize both
   embeddings as for the GRU variants, and the target embedding is the output layer (tied).
 
-It implements pipeline/decoder.py's protocol: `start` encodes and precomputes every decoder
+It implements pipeline/models/decoder.py's protocol: `start` encodes and precomputes every decoder
 layer's keys and values of the source; `step` runs one position, caching its own keys and
 values per layer in the state, so a step attends over the cached prefix and never recomputes
 it; `select` reorders all of it for beam search. Training runs the whole target at once under a
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.decoder import sequence_loss
+from pipeline.data.vocab import BOS, PAD
 from pipeline.files import PipelineError
+from pipeline.models.decoder import sequence_loss
 from pipeline.params import ModelConfig
-from pipeline.vocab import BOS, PAD
 
 
 class TState(NamedTuple):
@@ -238,7 +238,7 @@ class Transformer(nn.Module):
              pad_in_loss: bool = False, label_smoothing: float = 0.0,
              one_call: bool | None = None, per: float | None = None) -> torch.Tensor:
         """Mean cross-entropy per target token, teacher-forced whatever `force` says
-        (pipeline/decoder.py's sequence_loss: how, and what the options do)."""
+        (pipeline/models/decoder.py's sequence_loss: how, and what the options do)."""
         feats, _ = self.decode(self.start(src, src_len), tgt)
         return sequence_loss(self.out, feats, [None] * tgt.size(1), tgt, pad_in_loss,
                              label_smoothing, one_call, per)

@@ -11,7 +11,8 @@ Tensors are batch-first: src (B, S), tgt (B, T), logits (B, T, V).
 The decoder is a step with explicit state, driven from outside: `start(src, src_len)` encodes
 and returns a `State`; `step(prev_tokens, state)` returns the step's features (project them
 with `model.out` for logits), the new state and the attention weights. Three drivers use it:
-`features` (training's forcing loop, below), and greedy and beam search (pipeline/search.py).
+`features` (training's forcing loop, below), and greedy and beam search
+(pipeline/decoding/search.py).
 
 The forcing loop is computed the fast way wherever the result is the same: when every step's
 input is the true previous word, the non-attention decoder runs as one GRU call over all
@@ -22,7 +23,7 @@ against the lesson's step-by-step loop (benchmarks/reference.py).
 Nothing here reads a device value back to the host: the encoder finds each sentence's end
 from `src_len` on the device (no packing, which needs the lengths on the CPU), and teacher
 forcing can come as a tensor of per-step flags. That is what lets a training step be captured
-in a CUDA graph (pipeline/train.py).
+in a CUDA graph (pipeline/training/train.py).
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.decoder import project, sequence_loss
+from pipeline.data.vocab import BOS, PAD
 from pipeline.files import PipelineError
+from pipeline.models.decoder import project, sequence_loss
+from pipeline.models.transformer import Transformer
 from pipeline.params import ModelConfig
-from pipeline.transformer import Transformer
-from pipeline.vocab import BOS, PAD
 
 # The encoder calls its GRU's weights one layer and direction at a time: on CUDA, cuDNN copies
 # them into its own layout on every call (cheap at this size) and warns each time.
@@ -60,7 +61,7 @@ class State(NamedTuple):
     src_pad: torch.Tensor | None = None     # (B, S) True on source padding (or None)
 
     def select(self, index: torch.Tensor) -> State:
-        """The state of the batch rows `index`, in that order (pipeline/decoder.py)."""
+        """The state of the batch rows `index`, in that order (pipeline/models/decoder.py)."""
         return State(self.hidden.index_select(1, index),
                      *(None if t is None else t.index_select(0, index) for t in self[1:]))
 
@@ -281,7 +282,7 @@ class Seq2Seq(nn.Module):
              pad_in_loss: bool = False, label_smoothing: float = 0.0,
              one_call: bool | None = None, per: float | None = None) -> torch.Tensor:
         """Mean cross-entropy per target token of teacher forcing by `force`
-        (pipeline/decoder.py's sequence_loss says how, and what the options do)."""
+        (pipeline/models/decoder.py's sequence_loss says how, and what the options do)."""
         feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
         return sequence_loss(self.out, feats, step_logits, tgt, pad_in_loss, label_smoothing,
                              one_call, per)

@@ -15,12 +15,12 @@ import sacrebleu
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import Split, WholeSet
-from pipeline.decoder import Model
+from pipeline.data.batches import Split, WholeSet
+from pipeline.data.vocab import PAD, ids_to_tokens
+from pipeline.decoding.search import OutputLimit, translate_split
+from pipeline.decoding.translate import to_text
+from pipeline.models.decoder import Model
 from pipeline.runtime import autocast
-from pipeline.search import OutputLimit, translate_split
-from pipeline.translate import to_text
-from pipeline.vocab import PAD, ids_to_tokens
 
 
 def seq_loss(logits: torch.Tensor, tgt: torch.Tensor, pad_in_loss: bool = False) -> torch.Tensor:
@@ -39,7 +39,7 @@ def loss_sums(model: Model, valid: Split, batch_size: int, device: torch.device,
               precision: str = "fp32", rank: int = 0, size: int = 1) -> torch.Tensor:
     """The teacher-forced cross-entropy summed over the real target tokens, and their count
     (a tensor of two, on the device): of every `size`-th batch from the `rank`-th, so that
-    processes sharing the work add their sums (pipeline/train.py)."""
+    processes sharing the work add their sums (pipeline/training/train.py)."""
     model.eval()
     total = torch.zeros((), device=device)
     tokens = torch.zeros((), device=device)

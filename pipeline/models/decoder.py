@@ -1,7 +1,8 @@
 """The decoder protocol that search, translate, ensembles and heatmaps drive, written once.
 
-Two kinds of model implement it: the GRU family (pipeline/model.py) and the Transformer
-(pipeline/transformer.py); an ensemble (pipeline/search.py) is a third that wraps several.
+Two kinds of model implement it: the GRU family (pipeline/models/gru.py) and the Transformer
+(pipeline/models/transformer.py); an ensemble (pipeline/decoding/search.py) is a third that
+wraps several.
 The loss of a batch of features is shared here too, so both kinds score tokens the same way.
 """
 
@@ -12,8 +13,8 @@ from typing import Protocol, Self
 import torch
 import torch.nn.functional as F
 
+from pipeline.data.vocab import PAD
 from pipeline.params import ModelConfig
-from pipeline.vocab import PAD
 
 LOSS_ROWS = 256  # target tokens per output projection in sequence_loss (fastest on a CPU)
 
@@ -27,7 +28,7 @@ class DecoderState(Protocol):
 
 
 class Decoder(Protocol):
-    """A model that decodes one step at a time, driven from outside (pipeline/search.py)."""
+    """A model that decodes one step at a time, driven from outside (search.py)."""
 
     def start(self, src: torch.Tensor, src_len: torch.Tensor) -> DecoderState:
         """Encode a batch (B, S) with each row's length; the state before the first step."""
@@ -76,7 +77,7 @@ def sequence_loss(out: torch.nn.Module, feats: torch.Tensor,
     the features (B, U, E) of the steps not projected yet and the logits of those that were
     (`step_logits`: T entries, None where the step's features are in `feats`). `per`: divide
     the summed loss by this instead of the batch's own count of tokens (a process's share of
-    a global batch, pipeline/distributed.py).
+    a global batch, pipeline/training/distributed.py).
 
     On a CPU it is computed a few steps at a time, so the (B, T, V) logits never exist at
     once: the softmax and its gradient stay in cache, about twice as fast (BENCHMARKS.md).

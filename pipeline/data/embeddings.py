@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.data.vocab import SPECIALS
 from pipeline.files import PipelineError
 from pipeline.params import FastTextTrainParams
-from pipeline.vocab import SPECIALS
 
 MAX_TRAINED_VALUE = 1e3  # trained skip-gram vectors stay far below this
 
@@ -99,7 +99,7 @@ def train_vectors(sentences: Iterable[Sequence[str]], dim: int, p: FastTextTrain
                     minCount=p.min_count, ws=p.window, minn=p.minn, maxn=p.maxn, bucket=p.bucket,
                     thread=p.threads, verbose=0)
         child = subprocess.run(
-            [sys.executable, "-m", "pipeline.embeddings", json.dumps(args), str(out)],
+            [sys.executable, "-m", "pipeline.data.embeddings", json.dumps(args), str(out)],
             env={**os.environ, "MALLOC_PERTURB_": "255"}, capture_output=True, text=True)
         if child.returncode != 0:
             last = (child.stderr.strip().splitlines() or ["no message"])[-1]
@@ -144,5 +144,5 @@ def build_matrix(itos: Sequence[str], vectors: dict[str, np.ndarray], dim: int
     return matrix, coverage
 
 
-if __name__ == "__main__":  # train_vectors' child: python -m pipeline.embeddings ARGS_JSON OUT
+if __name__ == "__main__":  # train_vectors' child: python -m pipeline.data.embeddings ARGS_JSON OUT
     _train_child(json.loads(sys.argv[1]), Path(sys.argv[2]))

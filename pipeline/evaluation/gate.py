@@ -10,7 +10,8 @@ a floor; `tolerances_yaml` writes them with where each comes from. The data coun
 depend on the seed: any change to one is CHANGED. And the scores are recomputed from the
 files the run scored, with sacreBLEU's defaults: a change to the metric is a MISMATCH. So is
 a search whose own figures disagree with the model's teacher-forced forward (evaluate's
-search_check, pipeline/search_check.py): its counts must be 0, whatever the model learned.
+search_check, pipeline/evaluation/search_check.py): its counts must be 0, whatever the
+model learned.
 
 The numbers depend on the CPU's instruction set unless it is pinned (ci/isa.env, set by
 ci/pipeline.sh): the report names the CPU and the pin of this run and of the baseline's.
@@ -25,9 +26,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.evaluation.significance import read_system
 from pipeline.files import PipelineError, atomic_path, read_json, write_json
 from pipeline.params import load_params
-from pipeline.significance import read_system
 
 HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
                     for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
@@ -128,7 +129,7 @@ def rescore(folder: str | Path, variants: list[str]) -> dict[str, dict[str, floa
     against SET.ref.txt), as sacreBLEU computes them with its defaults: what evaluate must
     have reported, whatever the models learned. A change to the metric itself shows here
     exactly, with no training noise in the way."""
-    import sacrebleu  # its own defaults, not pipeline.metrics: that is what is checked
+    import sacrebleu  # its own defaults, not pipeline.evaluation.metrics: that is what is checked
 
     out: dict[str, dict[str, float]] = {}
     for variant in variants:

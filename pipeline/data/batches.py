@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.vocab import PAD, numericalize
+from pipeline.data.vocab import PAD, numericalize
 
 
 def pinned(t: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ The model reads and writes lowercased tokens (tokenize.lowercase), so "tom" and 
 come out as they went in. A truecaser learned with sacremoses' MosesTruecaser (the Moses
 recaser's train-truecaser.perl) on the original English of the training pairs, tokenized as
 training tokenizes but with case kept, knows each word's most frequent form away from the
-start of a sentence: "Tom", "Christmas", "Paris", but "what". pipeline/translate.py's
+start of a sentence: "Tom", "Christmas", "Paris", but "what". pipeline/decoding/translate.py's
 `to_text` puts each output word in that form and capitalizes the first letter.
 
 The model is saved as JSON (lowercased word -> its best form), beside the model's
@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from tqdm import tqdm
 
-from pipeline.tokenize import tokenize
+from pipeline.data.tokenize import tokenize
 
 
 def train_truecaser(sentences: Iterable[str], total: int | None = None) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Search: greedy and beam search, driving the model's decoder step from outside.
 
-Both take any `Decoder` (pipeline/decoder.py): `start(src, src_len) -> state`, `step(prev,
+Both take any `Decoder` (pipeline/models/decoder.py): `start(src, src_len) -> state`, `step(prev,
 state) -> (features, state, attention)` and `out(features) -> logits`, so they work the same
 for the GRU variants and the Transformer, and tests can drive them with a model whose scores
 they construct, or an `Ensemble` of models. Hypotheses are lists of target ids, without _eos_.
@@ -14,17 +14,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import Batch, Split, to_device
-from pipeline.decoder import Decoder, DecoderState, select_state
-from pipeline.vocab import BOS, EOS
+from pipeline.data.batches import Batch, Split, to_device
+from pipeline.data.vocab import BOS, EOS
+from pipeline.models.decoder import Decoder, DecoderState, select_state
 
 
 class Ensemble(torch.nn.Module):
     """Several models decoding as one: at each step their log-probabilities are averaged,
     and greedy and beam search drive the ensemble exactly as they drive one model (its
     `step` returns the average as the features, and `out` passes them on). The models must
-    share their vocabularies (pipeline/translate.py checks); the attention weights shown are
-    the first model's."""
+    share their vocabularies (pipeline/decoding/translate.py checks); the attention weights
+    shown are the first model's."""
 
     def __init__(self, models: list[Decoder]) -> None:
         super().__init__()

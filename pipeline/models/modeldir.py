@@ -2,8 +2,8 @@
 
 A model directory (models/VARIANT) holds the weights (model.pt, a state dict loaded with
 weights_only=True), config.json (model options, sizes, tokenizer settings, maximum lengths)
-and both vocabularies as JSON. Searching lives in pipeline/search.py, translating raw text in
-pipeline/translate.py.
+and both vocabularies as JSON. Searching lives in pipeline/decoding/search.py, translating raw
+text in pipeline/decoding/translate.py.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.decoder import Model
 from pipeline.files import PipelineError, read_json
-from pipeline.model import make_model
+from pipeline.models.decoder import Model
+from pipeline.models.gru import make_model
 from pipeline.params import ModelConfig, TokenizeParams, from_dict
 
 FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly
 
 
-TRUECASE_FILE = "truecase_en.json"  # the truecaser (pipeline/truecase.py), from data/processed
+TRUECASE_FILE = "truecase_en.json"  # the truecaser (pipeline/data/truecase.py), from data/processed
 
 
 def save_model_dir(path: str | Path, model: Model, config: dict, vocab_fr: list[str],

@@ -1,7 +1,7 @@
 """The searches checked against the model they drive: what greedy and beam search report
 about their hypotheses must be what the model's teacher-forced forward (the training path, all
 steps at once) says of the same tokens. None of it depends on how well the model learned, so
-the metrics gate requires it exactly where BLEU has the seeds' noise (pipeline/gate.py).
+the metrics gate requires it exactly where BLEU has the seeds' noise (pipeline/evaluation/gate.py).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import Split
-from pipeline.decoder import Model
-from pipeline.search import OutputLimit, beam_search, greedy, length_penalty
-from pipeline.vocab import EOS, PAD
+from pipeline.data.batches import Split
+from pipeline.data.vocab import EOS, PAD
+from pipeline.decoding.search import OutputLimit, beam_search, greedy, length_penalty
+from pipeline.models.decoder import Model
 
 # The search decodes one step at a time on B*K rows; the teacher-forced forward runs all steps
 # at once on B rows (the training path). Their kernels round differently, by about 1e-6 per

@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.data import Batch, Split, pinned, to_device
-from pipeline.decoder import Model
-from pipeline.distributed import ONE, World, all_sum, from_main, gather, share
+from pipeline.data.batches import Batch, Split, pinned, to_device
+from pipeline.data.vocab import PAD
+from pipeline.evaluation.metrics import loss_sums
 from pipeline.files import PipelineError, atomic_path
-from pipeline.metrics import loss_sums
-from pipeline.model import Force
+from pipeline.models.decoder import Model
+from pipeline.models.gru import Force
 from pipeline.params import RuntimeConfig, TrainConfig
 from pipeline.runtime import autocast, set_tf32, set_threads
-from pipeline.vocab import PAD
+from pipeline.training.distributed import ONE, World, all_sum, from_main, gather, share
 
 READ_EVERY = 50  # training steps between reads of the running loss from the device
 
@@ -586,9 +586,9 @@ def prepare(params: dict, variant: str, processed: str | Path):
 
     Returns (model_cfg, train_cfg, train, valid, vocab_fr, vocab_en, model, data_digest).
     """
-    from pipeline.data import load_splits
+    from pipeline.data.batches import load_splits
     from pipeline.files import read_json
-    from pipeline.model import build_model
+    from pipeline.models.gru import build_model
     from pipeline.params import variant_configs, variant_runtime
 
     processed = Path(processed)

@@ -1,0 +1,2 @@
+"""Reading the corpus and making the model's inputs: download, filter, tokenize, the
+vocabularies and split, word vectors, truecasing, batches."""

@@ -1,0 +1,2 @@
+"""Evaluation: losses, BLEU and chrF, the search check, significance tests, comparisons,
+plots, the metrics gate."""

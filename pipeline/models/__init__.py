@@ -1,0 +1,1 @@
+"""The models: the decoder protocol, the GRU family, the Transformer, model directories."""

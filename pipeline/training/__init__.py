@@ -1,0 +1,1 @@
+"""Training: the loop, its steppers (eager, captured CUDA graphs, several processes)."""
