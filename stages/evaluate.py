@@ -1,128 +1,22 @@
-"""Stage evaluate@VARIANT: losses, and BLEU and chrF of greedy and beam search on the
-validation and test sets, both the standard figures (the printed text against the original
-English) and the lesson's (tokens); the searches checked against the model; the translations
-that were scored, samples, heatmaps."""
+"""Stage evaluate@VARIANT: losses, BLEU and chrF of greedy and beam search on the validation
+and test sets, the searches checked against the model, the translations scored, samples and
+heatmaps (pipeline/evaluation/report.py)."""
 
 import sys
-import time
 from pathlib import Path
 
-import pandas as pd
-import torch
+from pipeline.evaluation.report import EvalPaths, evaluate_variant
+from pipeline.files import run_main
+from pipeline.params import load_params
 
-from pipeline.data.batches import load_splits, pad, whole_set
-from pipeline.data.truecase import truecaser
-from pipeline.decoding.search import OutputLimit, greedy
-from pipeline.evaluation.metrics import (
-    bleu_by_length,
-    lesson_val_loss,
-    outputs_of,
-    scores,
-    translate_tokens,
-    validation_loss,
+PATHS = EvalPaths(
+    ids="data/processed/ids.parquet",
+    tokens="data/interim/tokens.parquet",
+    questions="data/interim/questions.parquet",
+    models=Path("models"),
+    metrics="metrics/{variant}.json",
+    reports=Path("reports"),
 )
-from pipeline.evaluation.plots import attention_heatmap
-from pipeline.evaluation.search_check import search_check
-from pipeline.files import read_json, run_main, write_json, write_lines
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
-from pipeline.params import EvaluateParams, load_params, section, variant_runtime
-from pipeline.runtime import pick_device, set_threads
-
-IDS = "data/processed/ids.parquet"
-TOKENS = "data/interim/tokens.parquet"
-QUESTIONS = "data/interim/questions.parquet"  # the original English, for standard BLEU
-MODELS = Path("models")
-METRICS = "metrics/{variant}.json"
-REPORTS = Path("reports")
-
-
-def main() -> None:
-    variant = sys.argv[1]
-    params = load_params()
-    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    rt = variant_runtime(params, variant)
-    set_threads(rt.threads)
-    device = pick_device(rt.device, "runtime.device")
-    if device.type == "cuda":  # the GPU this variant trained on (runtime.first_gpu)
-        device = torch.device("cuda", rt.first_gpu)
-    model, _, vocab_fr, vocab_en = load_model_dir(MODELS / variant, device)
-    tc = truecaser(read_json(MODELS / variant / TRUECASE_FILE))
-    _, valid, test = load_splits(IDS)
-    tokens = pd.read_parquet(TOKENS).set_index("line")
-    questions = pd.read_parquet(QUESTIONS).set_index("line")
-    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
-    out = REPORTS / variant
-    (out / "translations").mkdir(parents=True, exist_ok=True)
-    metrics: dict = {"val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
-                     "val_loss": validation_loss(model, valid, ev.batch_size, device)}
-    seconds, texts = {}, {}
-    for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
-        if not len(pairs):
-            metrics["test_set"] = "none: vocab.split lesson has no test set"
-            continue
-        # Translated and scored whole: the full tokenized sources, not the ids cut at the
-        # length percentile for training (the losses use those).
-        whole = whole_set(pairs, tokens, questions, vocab_fr)
-        write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
-        for search, beam in (("greedy", 1), ("beam", ev.beam_size)):
-            t0 = time.perf_counter()
-            hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size,
-                                               limit, device, beam, ev.alpha), tc)
-            seconds[f"{name}_{search}"] = time.perf_counter() - t0
-            found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
-            metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
-            write_lines(out / "translations" / f"{name}.{search}.txt", hyps.text)
-            texts[name, search] = hyps.text
-        metrics[f"{prefix}_sentences"] = len(pairs)
-        if name == "valid":
-            scored_valid = whole
-        else:
-            metrics["test_loss"] = validation_loss(model, test, ev.batch_size, device)
-    trained = read_json(MODELS / variant / "train.json")
-    metrics.update({
-        **sigs,
-        "beam": {"size": ev.beam_size, "alpha": ev.alpha},
-        "epochs": trained["epochs"],
-        "best_epoch": trained["best_epoch"],  # whose weights these are (train.keep)
-        "stopped_epoch": trained["stopped_epoch"],  # where training ended
-        "keep": trained["keep"],
-        "stopped_early": trained["stopped_early"],
-        "train_seconds": round(trained["seconds"], 1),
-        "decode_sentences_per_second": {
-            search: round(len(valid) / seconds[f"valid_{search}"], 1)
-            for search in ("greedy", "beam")},
-        # the searches' own figures against the model's teacher-forced forward (the gate)
-        "search_check": search_check(model, scored_valid.split, ev.batch_size, limit, device,
-                                     ev.beam_size, ev.alpha),
-        "bleu_by_source_length": bleu_by_length(
-            [len(t) for t in scored_valid.sources],
-            {s: texts["valid", s] for s in ("greedy", "beam")}, scored_valid.text_refs),
-    })
-    write_json(METRICS.format(variant=variant), metrics)
-    print(f"evaluate@{variant}: " + ", ".join(
-        f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-
-    srcs = [" ".join(t) for t in scored_valid.sources]
-    samples = pd.DataFrame({"source": srcs, "reference": scored_valid.text_refs,
-                            "greedy": texts["valid", "greedy"],
-                            "beam": texts["valid", "beam"]})
-    samples.head(ev.samples).to_csv(out / "samples.tsv", sep="\t", index=False)
-    heatmaps = out / "attention"  # a DVC plots folder; empty for variants without attention
-    heatmaps.mkdir(exist_ok=True)
-    for old in heatmaps.glob("*.png"):
-        old.unlink()
-    whole = scored_valid.split
-    if model.attends:
-        for k in range(min(ev.heatmaps, len(valid))):
-            src, src_len = pad([whole.src[k]])
-            hyps, attn = greedy(model, src.to(device), src_len.to(device),
-                                limit([len(whole.src[k])]))
-            n = min(len(hyps[0]) + 1, attn.size(1))  # the output words and the _eos_
-            words = [vocab_en[i] for i in hyps[0]] + ["_eos_"]
-            attention_heatmap(attn[0, :n].float().cpu().numpy(),
-                              [vocab_fr[i] for i in whole.src[k]], words[:n],
-                              heatmaps / f"{k}.png")
-
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(lambda: evaluate_variant(sys.argv[1], load_params(), PATHS))

@@ -369,9 +369,8 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
     `checkpoint` (holding the best weights so far too), and `log(values)` is called. With
     cfg.patience, training stops once cfg.keep has not improved for that many epochs.
     `stop_after` ends this call after that many epochs (tests of resuming use it). With
-    several processes (`world`) only the first writes, logs, shows progress and scores. `rt`:
-    runtime.cuda_graphs, bucket and tf32.
-    Returns the history, the training time, the kept epoch and whether training stopped early.
+    several processes (`world`) only the first writes, logs, shows progress and scores. `rt`
+    gives runtime.cuda_graphs, bucket and tf32. Returns train.json's record (finish, below).
     """
     check_precision(model, cfg, device)
     if cfg.keep in ("val_bleu", "val_chrf") and score is None:

@@ -1,0 +1,105 @@
+"""What stage train@VARIANT does: train one variant, resuming from its checkpoint if a run
+was killed, on one process or several (pipeline/training/distributed.py), logging each epoch
+to dvclive, and write the model directory evaluate and translate read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from dvclive import Live
+
+from pipeline.data.batches import whole_set
+from pipeline.data.truecase import truecaser
+from pipeline.decoding.search import OutputLimit
+from pipeline.evaluation.metrics import greedy_scores
+from pipeline.files import read_json
+from pipeline.models.decoder import Model
+from pipeline.models.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
+from pipeline.params import EvaluateParams, RuntimeConfig, TokenizeParams, section, variant_runtime
+from pipeline.runtime import pick_device, set_threads
+from pipeline.training import distributed
+from pipeline.training.train import fingerprint, fit, load_checkpoint, prepare
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the stage reads and writes (stages/train.py names them)."""
+
+    processed: str     # the vocab and embeddings stages' outputs
+    truecase: str      # the truecase stage's table
+    tokens: str        # the whole validation sentences, for the scores after every epoch
+    questions: str     # and their original English
+    models: Path       # models/VARIANT
+    checkpoints: Path  # not a DVC output: it must survive a killed run
+    dvclive: Path      # dvclive/VARIANT: the curves
+
+
+def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str]) -> None:
+    """Train `variant`. With runtime.processes > 1 and not started by a launcher, start
+    `command` (this stage again) on that many processes under PyTorch's elastic launcher and
+    wait; started by one (that one or torchrun), be one of them: only the first one writes."""
+    rt = variant_runtime(params, variant)
+    if rt.processes > 1 and not distributed.in_worker():
+        # this process only starts the others and waits: they are this script again
+        distributed.launch(rt.processes, command, f"train@{variant}")
+        return
+    world, device = distributed.init(pick_device(rt.device, "runtime.device"), rt.timeout,
+                                     rt.first_gpu)
+    try:
+        train_variant(params, variant, world, device, rt, paths)
+    finally:
+        distributed.close(world)
+
+
+def train_variant(params: dict, variant: str, world: distributed.World,
+                  device: torch.device, rt: RuntimeConfig, paths: TrainPaths) -> None:
+    mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
+        params, variant, paths.processed)
+    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
+    # val_bleu and val_chrf after every epoch, as the evaluate stage scores them (fit calls
+    # this in the first process only and hands the scores to the others)
+    whole = whole_set(valid, pd.read_parquet(paths.tokens).set_index("line"),
+                      pd.read_parquet(paths.questions).set_index("line"), vocab_fr)
+    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    tc = truecaser(read_json(paths.truecase))
+
+    def score(m: Model) -> dict[str, float]:
+        return greedy_scores(m, whole, vocab_en, tc, ev.batch_size, limit, device)
+    if world.size > 1 and rt.threads == 0 and device.type == "cpu":
+        set_threads(distributed.threads_per_process(world))
+    # the runtime section may change on a resume; the scores' definition decides which epoch
+    # is kept, so it may not
+    fp = fingerprint(mcfg, tcfg, digest,
+                     {k: getattr(ev, k) for k in ("max_len_a", "max_len_b", "max_len_cap")})
+    checkpoint = paths.checkpoints / f"{variant}.pt"
+    # the first process reads the checkpoint and hands it to the others
+    state = distributed.from_main(load_checkpoint(checkpoint, fp) if world.main else None, world)
+    distributed.main_print(
+        world, f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+        f"{len(train):,} train / {len(valid):,} valid pairs, device {device.type}"
+        + (f", {world.size} processes" if world.size > 1 else ""))
+    if not world.main:  # only the first process writes
+        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world, score=score,
+            rt=rt)
+        return
+    with Live(str(paths.dvclive / variant), resume=state is not None, dvcyaml=None, report=None,
+              save_dvc_exp=False) as live:
+        if state is not None:  # one step per epoch: go on from the epochs already logged
+            live.step = state["epoch"]
+        def log(values: dict) -> None:
+            for key in ("train_loss", "val_loss", "val_bleu", "val_chrf", "pr_force", "lr"):
+                live.log_metric(key, values[key])
+            live.next_step()
+
+        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world,
+                     score=score, rt=rt)
+    config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
+                          model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
+                          max_len(train.tgt + valid.tgt))
+    save_model_dir(paths.models / variant, model, config, vocab_fr, vocab_en,
+                   extra={"train.json": result,  # and the truecaser translate uses:
+                          TRUECASE_FILE: read_json(paths.truecase)})
+    checkpoint.unlink(missing_ok=True)  # finished: the next run starts fresh
