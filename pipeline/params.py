@@ -172,8 +172,8 @@ class TrainConfig:
 
 @dataclass
 class RuntimeConfig:
-    """Where and how a variant trains: what changes its speed, not what it learns, so that a
-    resumed run may change them (the checkpoint's fingerprint leaves them out)."""
+    """Where and how a variant trains, not what it is trained to do: a resumed run may change
+    them (the checkpoint's fingerprint leaves them out)."""
 
     device: str = "auto"
     threads: int = 0
