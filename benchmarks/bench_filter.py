@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import SHARED_TARBALL  # noqa: E402
+from support.corpus import SHARED_TARBALL  # noqa: E402
 
 from pipeline.data.corpus import EN_MEMBER, FR_MEMBER, filter_pairs  # noqa: E402
 from pipeline.params import FilterParams  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import SHARED_TARBALL  # noqa: E402
+from support.corpus import SHARED_TARBALL  # noqa: E402
 
 from pipeline.data.corpus import filter_pairs  # noqa: E402
 from pipeline.data.tokenize import tokenize, tokenize_pairs, worker_count  # noqa: E402

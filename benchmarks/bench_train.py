@@ -5,7 +5,7 @@
 
 One step = forward, loss, backward, optimizer, on random token ids: batch 125, source length
 30, target length 25, vocabularies 24,793 (fr) / 17,573 (en), embeddings 300, hidden 256,
-2 layers. The reference (benchmarks/reference.py) and the project's path run the same model
+2 layers. The reference (tests/support/reference.py) and the project's path run the same model
 with the same parameters, interleaved step by step in one process so both see the same
 machine load; the table gives the median time per step, tokens per second and the time of
 an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plain checkout too
-from reference import reference_step  # noqa: E402
+from support.reference import reference_step  # noqa: E402
 
 from pipeline.data.batches import Batch  # noqa: E402
 from pipeline.models.gru import build_model  # noqa: E402

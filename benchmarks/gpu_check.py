@@ -10,7 +10,7 @@ Everywhere (CPU included):
 - ops: every variant's whole training step (train-mode forward, the loss as CUDA computes it,
   backward, clipping, capturable fused Adam with a tensor lr) under a dispatch spy: no host
   read, no tensor from Python values, no copy between devices. And its op count against the
-  lesson-style reference's (benchmarks/reference.py), for each forcing mode the variant trains
+  lesson-style reference's (tests/support/reference.py), for each forcing mode the variant trains
   in, at the shapes CapturedSteps captures: the lesson's longest batch (125 x source 30 x
   target 25, captured as it is: the bucket does not round past the longest length), and a
   shorter batch the bucket pads by three decoder steps (29 x 21, captured as 30 x 24), each
@@ -46,9 +46,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import reference_loss, reference_step  # noqa: E402
+from support.reference import reference_loss, reference_step  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
@@ -85,7 +85,7 @@ failures: list[str] = []
 class OpCounter(TorchDispatchMode):
     """Records the ops dispatched and counts the non-view ones; notes host reads, tensors made
     from Python values and copies between devices (each makes a captured step wrong or
-    impossible). tests/test_cuda_path.py uses it too.
+    impossible). tests/unit/test_cuda_path.py uses it too.
 
     as_cuda=True counts what the CPU does differently as CUDA runs it: each GRU call one op
     forward and one backward (a cuDNN call; on the CPU a GRU dispatches its gates and time

@@ -28,8 +28,8 @@ part() {  # part NAME SECONDS COMMAND...: run it under a limit, log to $OUT/NAME
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader
 part gpu_check "${GPU_CHECK_S:-180}" python3 benchmarks/gpu_check.py
 part tests "${TESTS_S:-120}" python3 -m pytest -q -p no:cacheprovider \
-  tests/test_static_step.py tests/test_cuda_path.py tests/test_translate.py \
-  tests/test_fast_path.py tests/test_model.py tests/test_transformer.py tests/test_search.py
+  tests/unit/test_static_step.py tests/unit/test_cuda_path.py tests/integration/test_translate.py \
+  tests/unit/test_fast_path.py tests/unit/test_model.py tests/unit/test_transformer.py tests/unit/test_search.py
 part bench_train "${BENCH_TRAIN_S:-60}" python3 benchmarks/bench_train.py --device cuda \
   --steps 10 --precisions fp32
 if [ -d .gpu/processed ]; then

@@ -3,7 +3,7 @@
 # nothing beside it, a fresh virtual environment, and the corpus served over HTTP on the
 # loopback, in the layout of the file run.sh downloads by default (the Keras tutorial's
 # fra-eng.zip, made on a Mac: resource forks first). The zip is rebuilt from the shared Tatoeba
-# tarball in a scratch folder (tests/conftest.py's make_zip), never kept.
+# tarball in a scratch folder (tests/support/corpus.py's make_zip), never kept.
 #   bash ci/quickstart.sh            # what .ci/run does: `bash run.sh --quick` exactly
 #   bash ci/quickstart.sh -S ...     # extra arguments go to run.sh --quick
 set -euo pipefail
@@ -18,7 +18,7 @@ trap '[ -z "$server" ] || kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir "$work/site"
 FREN_NMT_TARBALL="$tarball" python3 -c 'import sys; from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from conftest import shared_pairs_zip
+from support.corpus import shared_pairs_zip
 shared_pairs_zip(Path(sys.argv[2]))' "$repo/tests" "$work/site/fra-eng.zip"
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$work/site" >"$work/server.log" 2>&1 &
 server=$!

@@ -10,8 +10,8 @@ Requests that arrive together are decoded together: each sentence joins a queue,
 worker takes up to `max_batch` sentences with the same search settings once the oldest has
 waited `max_wait` seconds (or the batch is full), decodes them in one batch off the event loop
 and hands every request its own answers. A sentence's translation does not depend on its
-batch-mates (Translator.search sorts and pads per batch; tests/test_translate.py checks it),
-so batching changes speed, never answers.
+batch-mates (Translator.search sorts and pads per batch;
+tests/integration/test_translate.py checks it), so batching changes speed, never answers.
 """
 
 import asyncio

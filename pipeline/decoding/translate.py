@@ -73,7 +73,7 @@ class Translator:
         the scores NaN unless `scored`: then a beam of one finds the same output, scored.
 
         Sentences are batched in order of length, so a sentence's translation does not depend
-        on its neighbours (tests/test_translate.py checks that).
+        on its neighbours (tests/integration/test_translate.py checks that).
         """
         out: list[list[Hypothesis]] = [[] for _ in sentences]
         todo = [(i, self.encode(s)) for i, s in enumerate(sentences) if s.strip()]

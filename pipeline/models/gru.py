@@ -17,8 +17,8 @@ with `model.out` for logits), the new state and the attention weights. Three dri
 The forcing loop is computed the fast way wherever the result is the same: when every step's
 input is the true previous word, the non-attention decoder runs as one GRU call over all
 steps; steps whose input is known are projected to the vocabulary together, not one by one;
-the training loss is taken a slice of steps at a time. tests/test_fast_path.py holds this
-against the lesson's step-by-step loop (benchmarks/reference.py).
+the training loss is taken a slice of steps at a time. tests/unit/test_fast_path.py holds this
+against the lesson's step-by-step loop (tests/support/reference.py).
 
 Nothing here reads a device value back to the host: the encoder finds each sentence's end
 from `src_len` on the device (no packing, which needs the lengths on the CPU), and teacher

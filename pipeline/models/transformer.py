@@ -15,7 +15,7 @@ layer's keys and values of the source; `step` runs one position, caching its own
 values per layer in the state, so a step attends over the cached prefix and never recomputes
 it; `select` reorders all of it for beam search. Training runs the whole target at once under a
 causal mask (teacher forcing is what a Transformer trains with): `force` is accepted for the
-training loop's sake and ignored. tests/test_transformer.py holds the step against the full
+training loop's sake and ignored. tests/unit/test_transformer.py holds the step against the full
 forward.
 """
 

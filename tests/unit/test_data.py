@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (
+from support.corpus import (
     EN,
     EN_LINES,
     FR,

@@ -1,6 +1,6 @@
-"""Training on several processes (gloo on the CPU), through tests/dist_worker.py: the same
-weights as one process, only the first process writes, a killed process ends the run with one
-line, and a resume gives the weights of a run never interrupted."""
+"""Training on several processes (gloo on the CPU), through tests/integration/dist_worker.py:
+the same weights as one process, only the first process writes, a killed process ends the run
+with one line, and a resume gives the weights of a run never interrupted."""
 
 from __future__ import annotations
 

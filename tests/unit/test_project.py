@@ -12,7 +12,7 @@ import yaml
 
 from pipeline import params as P
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 YAML = yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -1,7 +1,9 @@
-"""A small training run for tests/test_distributed.py: `fit` on made-up pairs, started on N
-processes through pipeline.training.distributed.launch the way stages/train.py starts itself.
+"""A small training run for tests/integration/test_distributed.py: `fit` on made-up pairs,
+started on N processes through pipeline.training.distributed.launch the way stages/train.py
+starts itself.
 
-    python tests/dist_worker.py OUT_DIR VARIANT PROCESSES EPOCHS [--dropout] [--stop-after K]
+    python tests/integration/dist_worker.py OUT_DIR VARIANT PROCESSES EPOCHS [--dropout]
+        [--stop-after K]
 
 Each process writes OUT_DIR/pid.RANK; the run's checkpoint is OUT_DIR/checkpoint.RANK.pt, so a
 test can see which processes wrote one (only rank 0 may); rank 0 saves the final weights to
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipeline.data.batches import Split  # noqa: E402
 from pipeline.evaluation.metrics import validation_loss  # noqa: E402
 from pipeline.files import PipelineError, run_main  # noqa: E402

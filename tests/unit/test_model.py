@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from support.models import EMB, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data.batches import Split
 from pipeline.data.vocab import EOS, PAD
 from pipeline.evaluation.metrics import bleu, seq_loss
 from pipeline.files import PipelineError
 from pipeline.models.gru import build_model
-from pipeline.params import ModelConfig, TrainConfig, load_params, variant_configs, variant_names
+from pipeline.params import TrainConfig, variant_names
 from pipeline.training.train import (
     fit,
     kept_epoch,
@@ -24,24 +25,6 @@ from pipeline.training.train import (
     pr_force,
     stops_early,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
-SRC_V, TGT_V, EMB = 37, 29, 12
-
-
-def small_cfg(variant: str, **over) -> ModelConfig:
-    cfg, _ = variant_configs(load_params(ROOT / "params.yaml"), variant)
-    return ModelConfig(**{**cfg.__dict__, "enc_hidden": 10, "att_hidden": 9, **over})
-
-
-def batch(b: int, s: int, t: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.randint(1, s + 1, (b,), generator=g)
-    lens[0] = s
-    src = torch.randint(4, SRC_V, (b, s), generator=g)
-    src[torch.arange(s)[None, :] >= lens[:, None]] = PAD
-    tgt = torch.randint(4, TGT_V, (b, t), generator=g)
-    return src, lens, tgt
 
 
 @pytest.mark.parametrize("variant", variant_names())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data.vocab import BOS, PAD
 from pipeline.decoding.search import beam_search, greedy
@@ -13,7 +14,6 @@ from pipeline.models.decoder import select_state
 from pipeline.models.gru import build_model
 from pipeline.models.transformer import Transformer
 from pipeline.params import load_params, variant_configs
-from tests.test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 
 
 def model(seed: int = 0) -> Transformer:

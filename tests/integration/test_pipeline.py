@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
@@ -63,7 +63,7 @@ SMALL = ("runtime.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model
 
 @pytest.fixture(scope="module")
 def shared_tarball_path() -> Path:
-    from conftest import SHARED_TARBALL
+    from support.corpus import SHARED_TARBALL
 
     if not SHARED_TARBALL.exists():
         pytest.skip("shared tarball missing")
@@ -112,7 +112,7 @@ def test_data_stages_run_then_skip_then_rerun_only_what_changed(workspace: Path)
 def test_the_data_stages_read_the_real_fra_eng_zip_and_refuse_german(tmp_path: Path) -> None:
     """The zip built like the real fra-eng.zip (Mac resource forks first) through `dvc repro`;
     then deu-eng.zip, the same layout in German, is refused at download with one line."""
-    from conftest import make_zip
+    from support.corpus import make_zip
 
     fra = make_zip(tmp_path / "fra-eng.zip")
     ws = copy_project(tmp_path / "ws", f"data.url={fra}")
@@ -285,7 +285,7 @@ def test_the_quick_run_without_a_local_tarball_downloads_the_tatoeba_zip(
         tmp_path: Path, shared_tarball_path: Path) -> None:
     """A clone with no ../shared beside it: `bash run.sh --quick` fetches the pairs' zip (here
     from a local server, made from the shared tarball) and runs the whole pipeline."""
-    from conftest import shared_pairs_zip
+    from support.corpus import shared_pairs_zip
     from test_download import Server
 
     ws = copy_project(tmp_path / "clone")

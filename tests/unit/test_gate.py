@@ -14,7 +14,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.files import PipelineError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # three seeds of two variants: val_bleu spread sd 1.0, val_loss sd 0.01
 SEEDS = {
     0: {"basic": {"val_bleu": 20.0, "val_loss": 2.00}, "attention": {"val_bleu": 30.0,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
+from support.models import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 from torch import nn
 
 from pipeline.data.batches import Split

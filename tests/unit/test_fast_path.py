@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
-from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
+from support.models import EMB, FORCES, SRC_V, TGT_V, T, assert_same_gradients, batch, small_cfg
+from support.reference import reference_forward
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from reference import reference_forward  # noqa: E402
-
-import pipeline.models.decoder  # noqa: E402
-from pipeline.data.vocab import PAD  # noqa: E402
-from pipeline.models.gru import build_model  # noqa: E402
-
-T = 6
-FORCES = {"free": [False] * T, "forced": [True] * T, "mixed": [True, False, False, True, True,
-                                                                False]}
-
-
-def assert_same_gradients(params: list, g_ours: tuple, g_ref: tuple) -> None:
-    for p, a, b in zip(params, g_ours, g_ref):
-        if a is None or b is None:
-            assert a is None and b is None
-            continue
-        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), p.shape
+import pipeline.models.decoder
+from pipeline.data.vocab import PAD
+from pipeline.models.gru import build_model
 
 
 @pytest.mark.parametrize("variant", ["basic", "bidir", "teacher_forcing", "attention", "all"])

@@ -10,11 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_fast_path import FORCES, assert_same_gradients
-from test_model import EMB, SRC_V, TGT_V, small_cfg
-from test_static_step import padded_batch, static_force
+from support.models import (
+    EMB,
+    FORCES,
+    SRC_V,
+    TGT_V,
+    assert_same_gradients,
+    padded_batch,
+    small_cfg,
+    static_force,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gpu_check import OpCounter, count_ops, forcing_modes  # noqa: E402  the spy, the benchmark's
 
 import pipeline.training.train
@@ -161,7 +168,7 @@ def test_counted_as_cuda_a_gru_call_and_a_dropout_are_one_op_each() -> None:
     assert plain.count > 2  # the CPU's way: draw, scale, multiply
 
 
-PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+PARAMS = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
 
 
 # the reference is the lesson's GRU loop

@@ -5,29 +5,23 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fast_path import FORCES, T, assert_same_gradients
-from test_model import EMB, SRC_V, TGT_V, batch, small_cfg
+from support.models import (
+    EMB,
+    FORCES,
+    SRC_V,
+    TGT_V,
+    T,
+    assert_same_gradients,
+    padded_batch,
+    small_cfg,
+    static_force,
+)
 
-from pipeline.data.batches import Batch
-from pipeline.data.vocab import PAD
 from pipeline.models.gru import build_model
 from pipeline.params import TrainConfig, variant_names
 from pipeline.training.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
 
 CPU = torch.device("cpu")
-
-
-def padded_batch(seed: int) -> Batch:
-    src, lens, tgt = batch(5, 7, T, seed=seed)
-    tgt[1:3, 4:] = PAD
-    return Batch(src, lens, tgt, None)
-
-
-def static_force(force: list[bool], steps: int) -> list[bool] | torch.Tensor:
-    """What CapturedSteps passes for these flags, padded to `steps`."""
-    mode = force_mode(force)
-    flags = force + [mode == "forced"] * (steps - len(force))
-    return torch.tensor(flags) if mode == "mixed" else flags
 
 
 def grads(model: torch.nn.Module) -> list[torch.Tensor | None]:
@@ -139,7 +133,7 @@ def test_the_train_mode_step_and_the_clipping_compile_as_one_graph_each(variant:
     clipping. fullgraph=True fails on a host read in either part. (Dropout's draws differ
     between the two ways: no equality here.) Optimizer.step breaks Dynamo's graph on purpose
     (its grad-mode wrapper), so the capturable fused Adam is checked by the dispatch spy in
-    tests/test_cuda_path.py instead."""
+    tests/unit/test_cuda_path.py instead."""
     from pipeline.training.train import make_optimizer
 
     torch.manual_seed(0)
