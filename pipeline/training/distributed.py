@@ -114,8 +114,14 @@ def init(device: torch.device, timeout_s: float, first_gpu: int = 0
     return world, device
 
 
-def close(world: World) -> None:
+def close(world: World, finished: bool = False) -> None:
+    """End the process group. A run that `finished` first waits for every process at a
+    barrier: the first process hosts the group's store, and one that leaves while another is
+    still tearing down can abort that one ("terminate called without an active exception").
+    A run that failed does not wait: the others may be gone."""
     if world.size > 1 and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -50,8 +50,10 @@ def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str
                                      rt.first_gpu)
     try:
         train_variant(params, variant, world, device, rt, paths)
-    finally:
+    except BaseException:
         distributed.close(world)
+        raise
+    distributed.close(world, finished=True)
 
 
 def train_variant(params: dict, variant: str, world: distributed.World,

@@ -101,8 +101,10 @@ def main() -> None:
             log, args.stop_after, world, score)  # fit logs and checkpoints on rank 0 only
         if world.main:
             torch.save(model.state_dict(), args.out / "weights.pt")
-    finally:
+    except BaseException:
         distributed.close(world)
+        raise
+    distributed.close(world, finished=True)
 
 
 if __name__ == "__main__":

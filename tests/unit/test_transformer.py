@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tests.test_model import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
+from support.models import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data.vocab import BOS, PAD
 from pipeline.decoding.search import beam_search, greedy
