@@ -204,11 +204,10 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
                 raise PipelineError(f"update-baseline: --run {item!r}: expected "
                                     "SEED=METRICS[:DVCLIVE]")
             runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
-        from pipeline.params import load_params, variant_names
+        from pipeline.params import workspace_variants
 
-        here = Path("params.yaml")  # the workspace's variants, else the project's
-        variants = args.variants or variant_names(load_params(here) if here.exists() else None)
-        base = gate.write_baseline(args.baseline, runs, curves, variants)
+        base = gate.write_baseline(args.baseline, runs, curves,
+                                   args.variants or workspace_variants())
         wrote = f"{args.baseline} ({len(runs)} seeds) and {args.tolerances}"
     floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
     text = gate.tolerances_yaml(base, Path(args.baseline).name, args.k, floors,

@@ -372,6 +372,13 @@ def variant_names(params: dict | None = None, kind: str | None = None) -> list[s
     return names if kind is None else [v for v in names if _kind_of(params, v) == kind]
 
 
+def workspace_variants(folder: str | Path = ".") -> list[str]:
+    """The variants of the params.yaml in `folder` (a workspace, the gate's scratch copy),
+    else the project's own."""
+    path = Path(folder) / "params.yaml"
+    return variant_names(load_params(path) if path.exists() else None)
+
+
 def deep_merge(base: dict, over: dict) -> dict:
     """`over` laid into `base` in place, key by key (`base` keeps its comments and order when
     it is a ruamel CommentedMap), and returned."""

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.files import PipelineError, read_json
-from pipeline.params import load_params, variant_names
+from pipeline.params import workspace_variants
 
 # The lesson's validation losses on Giga-fren (notebook, and the course notes); DESIGN.md.
 LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
@@ -67,12 +67,6 @@ def _exp_rows(node: object, parent: dict | None = None) -> Iterator[tuple[str, d
                 yield from _exp_rows(node[key], own if key == "experiments" else parent)
 
 
-def _variants(repo: str | Path = ".") -> list[str]:
-    """The workspace's variants (its params.yaml), else the project's."""
-    path = Path(repo) / "params.yaml"
-    return variant_names(load_params(path) if path.exists() else None)
-
-
 def from_dvc(repo: str | Path = ".") -> list[tuple[str, str, dict]]:
     try:
         out = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
@@ -83,7 +77,7 @@ def from_dvc(repo: str | Path = ".") -> list[tuple[str, str, dict]]:
         last = (e.stderr.strip().splitlines() or ["no message"])[-1]
         raise PipelineError(f"compare: `dvc exp show --json` failed: {last}") from None
     rows = []
-    variants = _variants(repo)
+    variants = workspace_variants(repo)
     for name, metrics in _exp_rows(json.loads(out)):
         for variant in variants:
             values = metrics.get(f"metrics/{variant}.json")
@@ -147,7 +141,7 @@ def format_seed_table(groups: list[tuple[str, list, dict]]) -> str:
 
 def from_folder(folder: str | Path) -> list[tuple[str, str, dict]]:
     rows = []
-    for variant in _variants():
+    for variant in workspace_variants():
         path = Path(folder) / f"{variant}.json"
         if path.exists():
             rows.append((str(folder), variant, read_json(path)))

@@ -84,8 +84,9 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
             scored_valid = whole
         else:
             metrics["test_loss"] = validation_loss(model, test, ev.batch_size, device)
+    trained = read_json(paths.models / variant / "train.json")
     metrics.update(sigs, **other_metrics(model, valid, scored_valid, texts, seconds, ev, limit,
-                                    device, read_json(paths.models / variant / "train.json")))
+                                         device, trained))
     write_json(paths.metrics.format(variant=variant), metrics)
     print(f"evaluate@{variant}: " + ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
@@ -94,9 +95,9 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
                    min(ev.heatmaps, len(valid)), out / "attention")
 
 
-def other_metrics(model: Model, valid: Split, scored_valid: WholeSet, texts: dict, seconds: dict,
-             ev: EvaluateParams, limit: OutputLimit, device: torch.device, trained: dict
-             ) -> dict:
+def other_metrics(model: Model, valid: Split, scored_valid: WholeSet, texts: dict,
+                  seconds: dict, ev: EvaluateParams, limit: OutputLimit, device: torch.device,
+                  trained: dict) -> dict:
     """The metrics beside the scores: the search settings, what training kept (train.json),
     decoding speed, the search check and BLEU by source length."""
     return {

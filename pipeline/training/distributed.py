@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -112,6 +114,18 @@ def init(device: torch.device, timeout_s: float, first_gpu: int = 0
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 timeout=timedelta(seconds=timeout_s))
     return world, device
+
+
+@contextmanager
+def process_group(world: World) -> Iterator[None]:
+    """Run the body, then end the process group: at a barrier if the body finished (close),
+    at once if it raised."""
+    try:
+        yield
+    except BaseException:
+        close(world)
+        raise
+    close(world, finished=True)
 
 
 def close(world: World, finished: bool = False) -> None:

@@ -48,12 +48,8 @@ def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str
         return
     world, device = distributed.init(pick_device(rt.device, "runtime.device"), rt.timeout,
                                      rt.first_gpu)
-    try:
+    with distributed.process_group(world):
         train_variant(params, variant, world, device, rt, paths)
-    except BaseException:
-        distributed.close(world)
-        raise
-    distributed.close(world, finished=True)
 
 
 def train_variant(params: dict, variant: str, world: distributed.World,

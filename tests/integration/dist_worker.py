@@ -59,7 +59,7 @@ def main() -> None:
         distributed.launch(args.processes, [sys.executable, *sys.argv], "dist_worker")
         return
     world, device = distributed.init(torch.device("cpu"), 30)
-    try:
+    with distributed.process_group(world):
         (args.out / f"pid.{world.rank}").write_text(str(os.getpid()))
         set_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
         torch.manual_seed(0)
@@ -101,10 +101,6 @@ def main() -> None:
             log, args.stop_after, world, score)  # fit logs and checkpoints on rank 0 only
         if world.main:
             torch.save(model.state_dict(), args.out / "weights.pt")
-    except BaseException:
-        distributed.close(world)
-        raise
-    distributed.close(world, finished=True)
 
 
 if __name__ == "__main__":
