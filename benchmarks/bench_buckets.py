@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.batches import load_splits  # noqa: E402
 from pipeline.params import load_params, variant_configs  # noqa: E402
-from pipeline.training.train import bucket, force_mode, pr_force  # noqa: E402
+from pipeline.training.cuda_graphs import bucket, force_mode  # noqa: E402
+from pipeline.training.optimizer import pr_force  # noqa: E402
 
 
 def replay(train, cfg, size: int) -> tuple[int, float, float]:  # noqa: ANN001

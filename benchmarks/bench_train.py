@@ -9,7 +9,7 @@ One step = forward, loss, backward, optimizer, on random token ids: batch 125, s
 with the same parameters, interleaved step by step in one process so both see the same
 machine load; the table gives the median time per step, tokens per second and the time of
 an epoch of 45,219 pairs. On CUDA the project's step is timed twice: eager, and captured
-(pipeline.training.train.CapturedSteps: the whole step replayed as one CUDA graph, as training
+(pipeline.training.cuda_graphs.CapturedSteps: the whole step replayed as one CUDA graph, as training
 runs it:
 the default runtime.bucket, so lengths 30 and 25 are padded to 32 and 28, and TF32 as fit
 sets it); the first WARMUP steps of every way are not timed (the captured way warms up, then
@@ -44,7 +44,9 @@ from pipeline.params import (  # noqa: E402
     variant_names,
     variant_runtime,
 )
-from pipeline.training.train import CapturedSteps, make_optimizer, set_lr, train_step  # noqa: E402
+from pipeline.training.cuda_graphs import CapturedSteps  # noqa: E402
+from pipeline.training.optimizer import make_optimizer, set_lr  # noqa: E402
+from pipeline.training.step import train_step  # noqa: E402
 
 B, S, T, V_FR, V_EN, EMB, PAIRS = 125, 30, 25, 24_793, 17_573, 300, 45_219
 WARMUP = 5  # untimed CUDA steps per way: allocators, cuDNN plans, the captured way's capture

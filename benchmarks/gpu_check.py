@@ -62,17 +62,9 @@ from pipeline.params import (  # noqa: E402
     variant_names,
     variant_runtime,
 )
-from pipeline.training.train import (  # noqa: E402
-    CapturedSteps,
-    bucket,
-    force_mode,
-    loss_backward,
-    make_optimizer,
-    pad_batch,
-    restore_optimizer,
-    set_lr,
-    train_step,
-)
+from pipeline.training.cuda_graphs import CapturedSteps, bucket, force_mode, pad_batch
+from pipeline.training.optimizer import make_optimizer, restore_optimizer, set_lr
+from pipeline.training.step import loss_backward, train_step
 
 B, S, T, V_FR, V_EN, EMB = 125, 30, 25, 24_793, 17_573, 300  # the lesson's sizes
 HOST_READS = {"_local_scalar_dense", "item", "lift_fresh", "lift_fresh_copy"}
@@ -202,7 +194,7 @@ def step(way: str, model: torch.nn.Module, opt: torch.optim.Optimizer, b: Batch,
          force: list[bool], flags: list[bool] | torch.Tensor, cfg: TrainConfig,
          after_backward: Callable[[], None] = lambda: None) -> None:
     """One training step: the reference's (its loss read back, as the lesson did), or the
-    project's as a captured step runs it (pipeline.training.train.loss_backward with the loss in one
+    project's as a captured step runs it (pipeline.training.step.loss_backward with the loss in one
     call, then the optimizer)."""
     if way == "reference":
         loss = reference_loss(model, b.src, b.src_len, b.tgt, force)

@@ -73,7 +73,8 @@ def fingerprints(variants: list[str]) -> dict[str, str]:
     from pipeline.evaluation.metrics import validation_loss
     from pipeline.models.gru import build_model
     from pipeline.params import load_params, variant_configs
-    from pipeline.training.train import make_optimizer, one_cycle_lr, set_lr, train_step
+    from pipeline.training.optimizer import make_optimizer, one_cycle_lr, set_lr
+    from pipeline.training.step import train_step
 
     torch.set_num_threads(THREADS)
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ against the lesson's step-by-step loop (tests/support/reference.py).
 Nothing here reads a device value back to the host: the encoder finds each sentence's end
 from `src_len` on the device (no packing, which needs the lengths on the CPU), and teacher
 forcing can come as a tensor of per-step flags. That is what lets a training step be captured
-in a CUDA graph (pipeline/training/train.py).
+in a CUDA graph (pipeline/training/cuda_graphs.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ behind `torchrun`) starts the processes, DistributedDataParallel averages their 
 One process needs none of this: `World()` is a run of one, and every function here is then a
 no-op or a plain return, so the single-process path stays exactly what it was.
 
-How a run of N processes stays the run of one (pipeline/training/train.py does the rest):
+How a run of N processes stays the run of one (pipeline/training/step.py and train.py do the rest):
 - every process draws the same global batches from the same seeded order and takes its share
   of each (contiguous rows, padded to the global batch's lengths);
 - each process's loss is its tokens' summed loss over the global batch's count of target

@@ -21,7 +21,8 @@ from pipeline.models.modeldir import TRUECASE_FILE, max_len, model_config, save_
 from pipeline.params import EvaluateParams, RuntimeConfig, TokenizeParams, section, variant_runtime
 from pipeline.runtime import pick_device, set_threads
 from pipeline.training import distributed
-from pipeline.training.train import fingerprint, fit, load_checkpoint, prepare
+from pipeline.training.checkpoints import fingerprint, load_checkpoint
+from pipeline.training.train import fit, prepare
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from pipeline.models.gru import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
 from pipeline.training import distributed  # noqa: E402
-from pipeline.training.train import fit, load_checkpoint  # noqa: E402
+from pipeline.training.checkpoints import load_checkpoint  # noqa: E402
+from pipeline.training.train import fit  # noqa: E402
 
 SRC_V, TGT_V, EMB = 40, 30, 16
 

@@ -10,7 +10,7 @@ import torch
 from pipeline.data.batches import Batch
 from pipeline.data.vocab import PAD
 from pipeline.params import ModelConfig, load_params, variant_configs
-from pipeline.training.train import force_mode
+from pipeline.training.cuda_graphs import force_mode
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC_V, TGT_V, EMB = 37, 29, 12

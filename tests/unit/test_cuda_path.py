@@ -24,27 +24,18 @@ from support.models import (
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from gpu_check import OpCounter, count_ops, forcing_modes  # noqa: E402  the spy, the benchmark's
 
-import pipeline.training.train
+import pipeline.training.cuda_graphs
 from pipeline.data.batches import Split, to_device
 from pipeline.decoding.search import beam_search, greedy
 from pipeline.files import PipelineError
 from pipeline.models.gru import build_model
 from pipeline.params import TrainConfig, load_params, variant_configs, variant_names
+from pipeline.training.checkpoints import restore_rng, rng_state
+from pipeline.training.cuda_graphs import CapturedSteps, bucket, pad_batch
 from pipeline.training.distributed import ONE
-from pipeline.training.train import (
-    CapturedSteps,
-    bucket,
-    check_precision,
-    fit,
-    loss_backward,
-    make_optimizer,
-    pad_batch,
-    restore_optimizer,
-    restore_rng,
-    rng_state,
-    set_lr,
-    train_step,
-)
+from pipeline.training.optimizer import make_optimizer, restore_optimizer, set_lr
+from pipeline.training.step import check_precision, loss_backward, train_step
+from pipeline.training.train import fit
 
 CPU = torch.device("cpu")
 
@@ -316,14 +307,14 @@ def test_a_failed_capture_restores_the_stream_and_the_allocator_and_trains_eager
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, where: str) -> None:
     fake = FakeCuda(monkeypatch)
     fake.fail = where
-    real_loss_backward = pipeline.training.train.loss_backward
+    real_loss_backward = pipeline.training.cuda_graphs.loss_backward
 
     def refusing(*args: object, **kwargs: object) -> torch.Tensor:
         if fake.capturing:  # what cuDNN does when it meets a sync inside a capture
             raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
         return real_loss_backward(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline.training.train, "loss_backward", refusing)
+    monkeypatch.setattr(pipeline.training.cuda_graphs, "loss_backward", refusing)
     cfg = TrainConfig(lr=1e-2, clip=1.0)
     batches = [padded_batch(seed) for seed in range(4)]
     force = FORCES["mixed"]

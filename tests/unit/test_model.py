@@ -17,14 +17,9 @@ from pipeline.evaluation.metrics import bleu, seq_loss
 from pipeline.files import PipelineError
 from pipeline.models.gru import build_model
 from pipeline.params import TrainConfig, variant_names
-from pipeline.training.train import (
-    fit,
-    kept_epoch,
-    load_checkpoint,
-    one_cycle_lr,
-    pr_force,
-    stops_early,
-)
+from pipeline.training.checkpoints import load_checkpoint
+from pipeline.training.optimizer import one_cycle_lr, pr_force
+from pipeline.training.train import fit, kept_epoch, stops_early
 
 
 @pytest.mark.parametrize("variant", variant_names())

@@ -19,7 +19,8 @@ from support.models import (
 
 from pipeline.models.gru import build_model
 from pipeline.params import TrainConfig, variant_names
-from pipeline.training.train import CapturedSteps, bucket, force_mode, loss_backward, pad_batch
+from pipeline.training.cuda_graphs import CapturedSteps, bucket, force_mode, pad_batch
+from pipeline.training.step import loss_backward
 
 CPU = torch.device("cpu")
 
@@ -86,7 +87,8 @@ def test_force_modes() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_captured_steps_on_cuda_train_like_eager_steps_and_redraw_dropout() -> None:
-    from pipeline.training.train import make_optimizer, set_lr, train_step
+    from pipeline.training.optimizer import make_optimizer, set_lr
+    from pipeline.training.step import train_step
 
     dev = torch.device("cuda")
     cfg = TrainConfig(lr=1e-3)
@@ -134,7 +136,7 @@ def test_the_train_mode_step_and_the_clipping_compile_as_one_graph_each(variant:
     between the two ways: no equality here.) Optimizer.step breaks Dynamo's graph on purpose
     (its grad-mode wrapper), so the capturable fused Adam is checked by the dispatch spy in
     tests/unit/test_cuda_path.py instead."""
-    from pipeline.training.train import make_optimizer
+    from pipeline.training.optimizer import make_optimizer
 
     torch.manual_seed(0)
     model = build_model(small_cfg(variant, enc_layers=1, dec_layers=1), SRC_V, TGT_V,

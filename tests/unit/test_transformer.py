@@ -128,7 +128,7 @@ def test_the_variant_from_params_and_its_refusals() -> None:
     with pytest.raises(PipelineError, match=r"model.heads: 7 does not divide the model size 300"):
         build_model(small_cfg("transformer", heads=7), 50, 40, 300)
     # its padding is masked everywhere, so the CUDA step may be captured (a pure decision)
-    from pipeline.training.train import uses_graphs
+    from pipeline.training.cuda_graphs import uses_graphs
     cuda = torch.device("cuda")
     assert m.masks_padding and uses_graphs(m, tcfg, cuda)
     assert not uses_graphs(m, tcfg, torch.device("cpu"))
