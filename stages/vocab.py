@@ -3,7 +3,7 @@ the data report (metrics/data.json: sizes, duplicates, what valid and test share
 
 import pandas as pd
 
-from pipeline.data.vocab import build_ids, data_report
+from pipeline.data.vocab import build_ids, data_report, split_summary
 from pipeline.files import read_json, run_main, write_json, write_parquet
 from pipeline.params import VocabParams, load_params, section
 
@@ -27,13 +27,7 @@ def main() -> None:
     report = data_report(tokens, ids["split"].to_numpy())
     stages = {k: read_json(path)[key] for k, (path, key) in STAGES.items()}
     write_json(REPORT, {"split": p.split, "stages": stages, **report})
-    valid = report["valid_overlap"]
-    print(f"vocab: fr {stats['fr_vocab_size']:,} en {stats['en_vocab_size']:,} tokens; "
-          f"{p.split} split: {stats['train_pairs']:,} train / {stats['valid_pairs']:,} valid / "
-          f"{stats['test_pairs']:,} test pairs; {valid['en_in_train']:.1%} of validation "
-          "references are training targets"
-          + ("" if stats["test_pairs"] else " (the lesson's split has no test set)"))
-
+    print(split_summary(p.split, stats, report))
 
 if __name__ == "__main__":
     run_main(main)

@@ -14,15 +14,17 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
+from pipeline.data.download import fetch, is_url
 from pipeline.data.vocab import SPECIALS
 from pipeline.files import PipelineError
-from pipeline.params import FastTextTrainParams
+from pipeline.params import EmbeddingsParams, FastTextTrainParams
 
 MAX_TRAINED_VALUE = 1e3  # trained skip-gram vectors stay far below this
 
@@ -142,6 +144,33 @@ def build_matrix(itos: Sequence[str], vectors: dict[str, np.ndarray], dim: int
         "missing_examples": missing[:20],  # most frequent first, as the vocabulary is ordered
     }
     return matrix, coverage
+
+
+def training_tokens(tokens_path: str | Path, ids_path: str | Path, split: str) -> pd.DataFrame:
+    """The tokenized pairs trained vectors learn from: under vocab.split grouped the training
+    pairs alone (no validation or test sentence shapes them), under lesson every pair."""
+    tokens = pd.read_parquet(tokens_path)
+    if split == "lesson":
+        return tokens
+    ids = pd.read_parquet(ids_path, columns=["line", "split"])
+    return tokens[tokens["line"].isin(ids.loc[ids["split"] == "train", "line"])]
+
+
+def vectors_for(p: EmbeddingsParams, lang: str, words: set[str],
+                tokens: Callable[[], pd.DataFrame], external: Path) -> dict[str, np.ndarray]:
+    """`lang`'s vectors for `words` as embeddings.source says: none, trained on `tokens()`'s
+    pairs, or read from a fastText file (a URL is downloaded once into `external`)."""
+    if p.source == "random":
+        return {}
+    if p.source == "train":
+        return train_vectors(tokens()[f"{lang}_tokens"], p.dim, p.train)
+    location = p.pretrained[lang]
+    path = Path(location)
+    if is_url(location):
+        path = external / location.rstrip("/").rsplit("/", 1)[-1]
+        if not path.exists():
+            fetch(location, path)
+    return read_vectors(path, words, p.dim)
 
 
 if __name__ == "__main__":  # train_vectors' child: python -m pipeline.data.embeddings ARGS_JSON OUT

@@ -141,6 +141,16 @@ def data_report(tokens: pd.DataFrame, split: np.ndarray) -> dict:
     return report
 
 
+def split_summary(split: str, stats: dict, report: dict) -> str:
+    """The vocab stage's line: vocabulary sizes, the split's sizes, and what it leaks."""
+    valid = report["valid_overlap"]
+    return (f"vocab: fr {stats['fr_vocab_size']:,} en {stats['en_vocab_size']:,} tokens; "
+            f"{split} split: {stats['train_pairs']:,} train / {stats['valid_pairs']:,} valid / "
+            f"{stats['test_pairs']:,} test pairs; {valid['en_in_train']:.1%} of validation "
+            "references are training targets"
+            + ("" if stats["test_pairs"] else " (the lesson's split has no test set)"))
+
+
 def build_ids(tokens: pd.DataFrame, p: VocabParams) -> tuple[dict[str, list[str]], pd.DataFrame,
                                                             dict]:
     """Vocabularies per language, an ids table (fr_ids, en_ids, split, line) and stats.

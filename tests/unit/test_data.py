@@ -506,17 +506,14 @@ def test_diverged_fasttext_vectors_are_a_clear_error(monkeypatch: pytest.MonkeyP
         train_vectors(_made_up_corpus(100), 100, FastTextTrainParams(epochs=1))
 
 
-def test_trained_vectors_learn_from_the_training_pairs_alone(tmp_path: Path,
-                                                             monkeypatch) -> None:
-    from stages.embeddings import training_tokens
+def test_trained_vectors_learn_from_the_training_pairs_alone(tmp_path: Path) -> None:
+    from pipeline.data.embeddings import training_tokens
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data/interim").mkdir(parents=True)
-    (tmp_path / "data/processed").mkdir(parents=True)
     tokens = pd.DataFrame({"fr_tokens": [["a"], ["b"], ["c"]], "en_tokens": [["x"], ["y"], ["z"]],
                            "line": [10, 20, 30]})
-    tokens.to_parquet("data/interim/tokens.parquet")
+    tokens.to_parquet(tmp_path / "tokens.parquet")
     pd.DataFrame({"fr_ids": [[4]] * 3, "en_ids": [[4]] * 3, "split": ["train", "valid", "test"],
-                  "line": [10, 20, 30]}).to_parquet("data/processed/ids.parquet")
-    assert training_tokens("grouped")["line"].tolist() == [10]
-    assert training_tokens("lesson")["line"].tolist() == [10, 20, 30]
+                  "line": [10, 20, 30]}).to_parquet(tmp_path / "ids.parquet")
+    paths = tmp_path / "tokens.parquet", tmp_path / "ids.parquet"
+    assert training_tokens(*paths, "grouped")["line"].tolist() == [10]
+    assert training_tokens(*paths, "lesson")["line"].tolist() == [10, 20, 30]
