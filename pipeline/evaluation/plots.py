@@ -1,4 +1,5 @@
-"""Figures: attention heatmaps and the learning-rate finder's curve (PNG, headless)."""
+"""Figures: attention heatmaps and the learning-rate finder's curve (PNG, headless), and the
+variants' curves as one table for DVC's combined plot."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from pipeline.files import atomic_path  # noqa: E402
+from pipeline.files import PipelineError, atomic_path  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -41,3 +43,21 @@ def lr_find_plot(lrs: list[float], losses: list[float], path: str | Path) -> Non
     ax.set_title("learning-rate finder")
     ax.grid(True, alpha=0.3)
     _save(fig, path)
+
+
+def curves_by_variant(dvclive: str | Path, variants: list[str], metric: str) -> pd.DataFrame:
+    """Every variant's `metric` curve from its dvclive folder, as rows of (variant, step,
+    metric): one table that a template colouring by variant draws as one line each. A variant
+    with no curve (not trained in this workspace) has no rows."""
+    parts = []
+    for variant in variants:
+        path = Path(dvclive) / variant / "plots" / "metrics" / f"{metric}.tsv"
+        if not path.exists():
+            continue
+        curve = pd.read_csv(path, sep="\t")
+        if not {"step", metric} <= set(curve.columns):
+            raise PipelineError(f"{path}: no step and {metric} columns (is it dvclive's?)")
+        parts.append(curve[["step", metric]].assign(variant=variant))
+    if not parts:
+        raise PipelineError(f"{dvclive}: no variant has a {metric} curve; train one first")
+    return pd.concat(parts, ignore_index=True)[["variant", "step", metric]]

@@ -186,6 +186,15 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     kept = trained["history"][first["best_epoch"] - 1]
     assert (kept["val_bleu"], kept["val_chrf"]) == (first["val_bleu"], first["val_chrf"])
     assert (workspace / "dvclive/basic/plots/metrics/val_bleu.tsv").exists()
+    # the one picture of every variant's curve: a table the template colours by variant
+    sh(["dvc", "repro", "-s", "curves"], workspace)
+    table = (workspace / "plots/val_loss.tsv").read_text().splitlines()
+    fresh = (workspace / "dvclive/basic/plots/metrics/val_loss.tsv").read_text().splitlines()
+    assert fresh[1:] == [r.split("\t", 1)[1] for r in table if r.startswith("basic\t")]
+    vega = json.loads(sh(["dvc", "plots", "show", "--show-vega", "plots/val_loss.tsv"],
+                         workspace).stdout)
+    assert vega["encoding"]["color"]["field"] == "variant"
+    assert {"basic", "transformer"} <= {p["variant"] for p in vega["data"]["values"]}
     by_length = first["bleu_by_source_length"]
     assert sum(b["sentences"] for b in by_length.values()) == 896
     assert set(by_length["1-5"]) == {"sentences", "greedy", "beam"}

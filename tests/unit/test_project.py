@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -313,12 +314,28 @@ def test_a_model_key_its_kind_does_not_read_is_refused() -> None:
 
 
 def test_the_variants_are_listed_once_in_params_yaml() -> None:
-    """dvc.yaml's stages loop over params.yaml's variants; the combined plot (DVC has no loop
-    there) must name the same ones, in the same order."""
+    """dvc.yaml's stages loop over params.yaml's variants, and its combined plot is a table
+    the curves stage writes from that list: no variant is named in dvc.yaml."""
     for name in ("train", "evaluate"):
         assert DVC["stages"][name]["foreach"] == "${variants}"
-    y = DVC["plots"][0]["val_loss_by_variant"]["y"]
-    assert [path.split("/")[1] for path in y] == P.variant_names()
+    assert "variants" in DVC["stages"]["curves"]["params"]
+
+    def strings(obj: object) -> list[str]:
+        if isinstance(obj, dict):
+            return [w for k, v in obj.items() for w in strings(k) + strings(v)]
+        if isinstance(obj, list):
+            return [w for v in obj for w in strings(v)]
+        return [str(obj)]
+
+    # a variant would be named as a stage (train@basic) or a folder of its own (models/basic)
+    def named(obj: object) -> set[str]:
+        found = {m for text in strings(obj) for m in re.findall(
+            r"(?:@|\b(?:dvclive|models|metrics|reports|checkpoints)/)(\w+)", text)}
+        return found & set(P.variant_names())
+
+    assert named({"y": {"dvclive/basic/plots/metrics/val_loss.tsv": "val_loss"}}) == {"basic"}
+    assert not named(DVC)
+    assert "plots" not in DVC  # no top-level plot naming files per variant
 
 
 def test_runtime_keys_live_apart_and_a_variant_may_set_its_own() -> None:
