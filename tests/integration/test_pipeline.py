@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+# the stages' threads: what scripts/test.sh gives each test process (2 run alone)
+ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+       "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def sh(cmd: list[str] | str, cwd: Path, check: bool = True, stdin: str | None = None
@@ -56,8 +58,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Pat
                         *SMALL, "variants.basic.train.epochs=1", "embeddings.train.epochs=1")
 
 
-# Small sizes for the tests that run stages: vectors, hidden layers, batches.
-SMALL = ("runtime.threads=2", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
+# Small sizes for the tests that run stages: vectors, hidden layers, batches; torch's threads
+# are OMP_NUM_THREADS's (scripts/test.sh shares the cores among its test processes).
+SMALL = ("runtime.threads=0", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
          "variants.transformer.model.ff_size=64", "train.batch_size=64")
 
 
