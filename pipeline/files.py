@@ -62,6 +62,13 @@ def write_parquet(path: str | Path, df: Any) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def write_tsv(path: str | Path, df: Any) -> None:
+    """A table as tab-separated text with a header row (what DVC's plots and a reader's
+    spreadsheet open)."""
+    with atomic_path(path, suffix=".tsv") as tmp:
+        df.to_csv(tmp, sep="\t", index=False)
+
+
 def write_npy(path: str | Path, array: Any) -> None:
     import numpy as np
 

@@ -2,7 +2,7 @@
 dvc.yaml's plot draws as one picture, a line per variant (.dvc/plots/by_variant.json)."""
 
 from pipeline.evaluation.plots import curves_by_variant
-from pipeline.files import atomic_path, run_main
+from pipeline.files import run_main, write_tsv
 from pipeline.params import load_params, variant_names
 
 DVCLIVE = "dvclive"
@@ -11,8 +11,7 @@ OUT = "plots/val_loss.tsv"
 
 def main() -> None:
     table = curves_by_variant(DVCLIVE, variant_names(load_params()), "val_loss")
-    with atomic_path(OUT, suffix=".tsv") as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
+    write_tsv(OUT, table)
     print(f"curves: {OUT}: {table['variant'].nunique()} variants, {len(table)} points")
 
 

@@ -25,7 +25,7 @@ from pipeline.evaluation.metrics import (
 )
 from pipeline.evaluation.plots import attention_heatmap
 from pipeline.evaluation.search_check import search_check
-from pipeline.files import read_json, write_json, write_lines
+from pipeline.files import read_json, write_json, write_lines, write_tsv
 from pipeline.models.decoder import Model
 from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import EvaluateParams, section, variant_runtime
@@ -125,7 +125,7 @@ def write_samples(scored: WholeSet, texts: dict, n: int, path: Path) -> None:
     samples = pd.DataFrame({"source": srcs, "reference": scored.text_refs,
                             "greedy": texts["valid", "greedy"],
                             "beam": texts["valid", "beam"]})
-    samples.head(n).to_csv(path, sep="\t", index=False)
+    write_tsv(path, samples.head(n))
 
 
 def write_heatmaps(model: Model, whole: Split, vocab_fr: list[str], vocab_en: list[str],
