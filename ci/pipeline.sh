@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The metrics gate: run the small CI configuration (ci/params.yaml laid over params.yaml) from
-# scratch in a scratch copy of the tracked tree, then check its metrics against the baseline's
-# noise bands (pipeline/evaluation/gate.py says how they are made and read).
+# scratch in a scratch copy of the tracked tree (the data stages, then half the variants in a
+# second copy at the same time), then check its metrics against the baseline's noise bands
+# (pipeline/evaluation/gate.py says how they are made and read).
 #   bash ci/pipeline.sh                    # run + check (what CI does): fails on WORSE,
 #                                          # BETTER, CHANGED or MISSING
 #   bash ci/pipeline.sh --seed N           # the same with train.seed N (a harmless change)
@@ -28,7 +29,7 @@ tarball="${FREN_NMT_TARBALL:-$repo/../shared/data/training-giga-fren-tatoeba.tar
 [ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
 tarball="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"
 work="$(mktemp -d -t fren-nmt-ci-XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$work.b" "$work.a.log" "$work.b.log"' EXIT
 last="$repo/ci/last"
 rm -rf "$last" && mkdir -p "$last"
 
@@ -39,14 +40,42 @@ python3 -m pipeline.params merge params.yaml "$repo/ci/params.yaml" "data.url=$t
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm ci
 rm -rf metrics/*.json dvclive
 
+repro() {  # repro DIR ARGS...: dvc repro in that copy; if a stage crashed, say which did not finish
+  local dir="$1"; shift
+  (cd "$dir" && dvc repro -q "$@") && return
+  echo "ci pipeline: dvc repro $* failed in $dir (error above); stages not reproduced:" >&2
+  (cd "$dir" && dvc status 2>/dev/null | grep -E '^[A-Za-z0-9_@.-]+:$' | tr -d : | sed 's/^/  /' >&2)
+  return 1
+}
+
 run_seed() {  # run_seed SEED: the pipeline with train.seed SEED; keeps its outputs in ci/last
   python3 -m pipeline.params merge params.yaml - "train.seed=$1"
-  local start=$SECONDS
-  if ! dvc repro -q; then  # a stage crashed: say which ones did not finish
-    echo "ci pipeline: dvc repro failed (error above); stages not reproduced:" >&2
-    dvc status 2>/dev/null | grep -E '^[A-Za-z0-9_@.-]+:$' | tr -d : | sed 's/^/  /' >&2 || true
-    exit 1
-  fi
+  local start=$SECONDS v i=0 failed=""
+  repro "$work" embeddings truecase || exit 1  # the data stages, once
+  # Then the variants in two copies of the workspace at once, dealt in turn in params.yaml's
+  # order, a core each: ci/params.yaml gives each process one PyTorch thread, and these small
+  # models leave one process's second thread mostly idle (BENCHMARKS.md, "The metrics gate").
+  # The numbers are those of a serial `dvc repro` with the same params.
+  rm -rf "$work.b" && cp -a "$work" "$work.b"
+  local in_a=() in_b=()
+  for v in $(python3 -c 'from pipeline.params import load_params
+print(*load_params("params.yaml")["variants"])'); do
+    if (( i++ % 2 )); then in_b+=("$v"); else in_a+=("$v"); fi
+  done
+  repro "$work" "${in_a[@]/#/evaluate@}" >"$work.a.log" 2>&1 & local pid_a=$!
+  repro "$work.b" "${in_b[@]/#/evaluate@}" >"$work.b.log" 2>&1 & local pid_b=$!
+  wait "$pid_a" || failed=1
+  wait "$pid_b" || failed=1
+  cat "$work.a.log" "$work.b.log"  # each copy's lines in one piece
+  [ -z "$failed" ] || exit 1
+  # the second copy's variants back into the first, for the curves stage and the gate (those
+  # alone: its copies of the first's variants are older, the previous seed's)
+  for v in "${in_b[@]}"; do
+    cp "$work.b/metrics/$v.json" "$work/metrics/"
+    rm -rf "$work/reports/$v" "$work/dvclive/$v"
+    cp -r "$work.b/reports/$v" "$work/reports/" && cp -r "$work.b/dvclive/$v" "$work/dvclive/"
+  done
+  repro "$work" -s curves || exit 1
   echo "ci pipeline: seed $1: dvc repro took $(( SECONDS - start ))s"
   mkdir -p "$last/seed-$1"
   cp metrics/*.json "$last/seed-$1/"

@@ -215,7 +215,8 @@ def load_baseline(path: str | Path) -> Baseline:
 def write_baseline(path: str | Path, seed_runs: dict[int, str | Path], curve_dirs:
                    dict[int, str | Path], variants: list[str]) -> Baseline:
     """The baseline from one metrics folder per seed (and its dvclive folder for the curves).
-    Every run must have every variant, and all must agree on the data counts."""
+    Every run must have every variant, all must agree on the data counts, and no two may
+    agree on a variant's metrics."""
     seeds = sorted(seed_runs)
     if len(seeds) < 3:
         raise PipelineError(f"update-baseline: {len(seeds)} seed runs; the bands need at "
@@ -223,6 +224,7 @@ def write_baseline(path: str | Path, seed_runs: dict[int, str | Path], curve_dir
     runs: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
     curves: dict[str, dict[str, list[list[float]]]] = {}
     data: dict[str, float] | None = None
+    seen: dict[str, dict[tuple, int]] = {v: {} for v in variants}  # metrics -> seed
     for seed in seeds:
         current = load_current(seed_runs[seed], variants)
         missing = [v for v in variants if current[v] is None]
@@ -233,6 +235,12 @@ def write_baseline(path: str | Path, seed_runs: dict[int, str | Path], curve_dir
                                 f"{seeds[0]}'s: the seed runs must share their data stages")
         data = current[DATA] or {}
         for v in variants:
+            key = tuple(sorted(current[v].items()))
+            if key in seen[v]:  # another seed moves every model: this is a copy, not a run
+                raise PipelineError(f"{seed_runs[seed]}: {v}'s metrics equal seed "
+                                    f"{seen[v][key]}'s to the last digit: did train.seed "
+                                    "reach its training?")
+            seen[v][key] = seed
             for m, value in sorted(current[v].items()):
                 runs[v].setdefault(m, []).append(value)
         for v, cs in load_curves(curve_dirs[seed], variants).items():
@@ -284,8 +292,8 @@ def tolerances_yaml(base: Baseline, baseline_path: str, k: float, floors: dict[s
         "# standard deviations of the metric: over those runs, and pooled over the six variants",
         "# (from 5 runs alone an sd can come out far too small), or the floor where that is",
         "# smaller. A fresh run fails when a metric is further than its band from the mean, in",
-        "# either direction. k 6: another seed (7) came within 4 of these sds; what the",
-        "# battery in ci/mutations/ shows at k 6 is in BENCHMARKS.md ('The metrics gate').",
+        f"# either direction. Why k is {k:g}, how far another seed (7) came, and what the",
+        "# battery in ci/mutations/ shows at it: BENCHMARKS.md ('The metrics gate').",
         f"k: {k:g}",
         "floors: {" + ", ".join(f"{n}: {v:g}" for n, v in floors.items()) + "}",
         "bands:",

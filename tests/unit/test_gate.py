@@ -195,6 +195,15 @@ def test_update_baseline_needs_three_seeds_that_share_their_data(tmp_path: Path,
     assert code == 1 and "data counts differ" in err
     code, _, err = run([*args, "--run", "x=" + str(a)], capsys)
     assert code == 1 and "expected SEED=METRICS" in err
+    # one variant's run copied from another seed's (a stale output): refused, naming both
+    stale = write_run(tmp_path / "stale", {"basic": SEEDS[2]["basic"],
+                                           "attention": SEEDS[0]["attention"]})
+    code, _, err = run([*args, "--run", f"0={a}", "--run", f"1={b}", "--run", f"2={stale}"],
+                       capsys)
+    assert code == 1 and f"{stale}: attention's metrics equal seed 0's" in err
+    code, _, err = run([*args, "--run", f"0={a}", "--run", f"1={b}", "--run",
+                        f"2={write_run(tmp_path / 'd', SEEDS[2])}"], capsys)
+    assert code == 0, err
 
 
 def test_bad_bands(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     new = yaml.safe_load(merged)
     assert new["data"]["url"] == "/data/x.tar" and new["train"]["clip"] == 0.5
     ci = yaml.safe_load((ROOT / "ci/params.yaml").read_text())  # the overlay's values win
-    assert new["runtime"]["threads"] == ci["runtime"]["threads"] == 2
+    assert new["runtime"]["threads"] == ci["runtime"]["threads"] == 1
     over = ci["variants"]["all"]["train"]
     assert {k: new["variants"]["all"]["train"][k] for k in over} == over
     assert new["variants"]["all"]["train"]["teacher_forcing"] is True  # merged, not replaced
