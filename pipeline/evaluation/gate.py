@@ -145,7 +145,8 @@ def rescore(folder: str | Path, variants: list[str]) -> dict[str, dict[str, floa
     return out
 
 
-SEARCH_COUNTS = ("greedy_not_argmax", "beam1_not_greedy", "beam_scores_off")
+SEARCH_COUNTS = ("greedy_not_argmax", "beam1_not_greedy", "beam_scores_off",
+                 "padding_moves_scores")
 
 
 def search_checks(folder: str | Path, variants: list[str]) -> dict[str, dict[str, float]]:

@@ -19,6 +19,11 @@ from pipeline.models.decoder import Model
 # token here (metrics/VARIANT.json's search_check.largest_gap says how far on each run); a
 # search bug moves a hypothesis' log-probability by tenths or more.
 SEARCH_TOLERANCE = 1e-3
+# A model that masks the source padding (model.masks_padding) scores a sentence the same with
+# more padding after it. The batches are sorted by length, so most sentences carry little
+# padding of their own: a few columns more make an encoder that reads the padding (a bidirectional
+# one starting its backward pass in it, say) show on nearly every sentence.
+EXTRA_PADDING = 3
 
 
 @torch.no_grad()
@@ -47,13 +52,17 @@ def search_check(model: Model, split: Split, batch_size: int, limit: OutputLimit
                  device: torch.device, beam_size: int, alpha: float) -> dict[str, float]:
     """What greedy and beam search claim, checked against the model itself on every source
     of `split`: each greedy token is the forced forward's argmax at its step; beam search of
-    width 1 (no length penalty) finds greedy's output; and each best beam hypothesis carries
+    width 1 (no length penalty) finds greedy's output; each best beam hypothesis carries
     the log-probability the forced forward gives its tokens, and that over its length
-    penalty as its score. None depends on how well the model learned, so the metrics gate
-    requires every count to be 0: a search bug that moves BLEU by less than the training
-    noise shows here."""
+    penalty as its score; and, where the model masks the source padding, the forced forward
+    gives greedy's tokens the same log-probabilities with EXTRA_PADDING more columns of it.
+    None depends on how well the model learned, so the metrics gate requires every count to
+    be 0: a search or masking bug that moves BLEU by less than the training noise shows
+    here."""
     counts = {"sentences": 0, "greedy_not_argmax": 0, "beam1_not_greedy": 0,
               "beam_scores_off": 0}
+    if model.masks_padding:
+        counts["padding_moves_scores"] = 0
     gap = 0.0
     for batch in split.sorted(batch_size):
         max_len = limit(batch.src_len.tolist())
@@ -61,8 +70,15 @@ def search_check(model: Model, split: Split, batch_size: int, limit: OutputLimit
         greedy_out, _ = greedy(model, b.src, b.src_len, max_len)
         ones = beam_search(model, b.src, b.src_len, max_len, 1)
         bests = [h[0] for h in beam_search(model, b.src, b.src_len, max_len, beam_size, alpha)]
-        forced_g = forced_log_probs(model, b.src, b.src_len, greedy_out,
-                                    [len(h) < n for h, n in zip(greedy_out, max_len)])
+        ended = [len(h) < n for h, n in zip(greedy_out, max_len)]
+        forced_g = forced_log_probs(model, b.src, b.src_len, greedy_out, ended)
+        if model.masks_padding:
+            padded = F.pad(b.src, (0, EXTRA_PADDING), value=PAD)
+            for (chosen, _), (again, _) in zip(forced_g, forced_log_probs(
+                    model, padded, b.src_len, greedy_out, ended)):
+                moved = float((chosen - again).abs().max()) if len(chosen) else 0.0
+                counts["padding_moves_scores"] += moved > SEARCH_TOLERANCE
+                gap = max(gap, moved)
         forced_b = forced_log_probs(model, b.src, b.src_len, [h.ids for h in bests],
                                     [len(h.ids) < n for h, n in zip(bests, max_len)])
         for g, one, best, (chosen, top), (logps, _) in zip(greedy_out, ones, bests, forced_g,

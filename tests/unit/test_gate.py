@@ -26,7 +26,8 @@ SEEDS = {
 }
 DATA = {"pairs": {"train": 100, "valid": 10}, "split": "grouped"}
 CLEAN_SEARCH = {"sentences": 10, "greedy_not_argmax": 0, "beam1_not_greedy": 0,
-                "beam_scores_off": 0, "largest_gap": 2e-6}  # evaluate's search_check
+                "beam_scores_off": 0, "padding_moves_scores": 0,
+                "largest_gap": 2e-6}  # evaluate's search_check
 
 
 def write_run(folder: Path, metrics: dict, data: dict = DATA, curves: bool = True) -> Path:
@@ -111,7 +112,7 @@ def test_within_the_band_passes_in_both_directions(tmp_path: Path, capsys) -> No
     code, out, _ = check(tmp_path, capsys, now)
     assert code == 0, out
     assert set(verdicts(out).values()) == {"ok"}
-    assert "all 12 metrics within their bands" in out  # 4 banded, 2 counts, 6 search
+    assert "all 14 metrics within their bands" in out  # 4 banded, 2 counts, 8 search
 
 
 def test_worse_beyond_the_band_fails(tmp_path: Path, capsys) -> None:
@@ -179,7 +180,7 @@ def test_the_report_is_markdown_with_the_failures_first_and_the_plot(tmp_path: P
     assert "![Validation curves" in text and "(curves.png)" in text
     assert (tmp_path / "out" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "This run: train.seed 0, abc123" in text
-    assert text.count("| basic |") == 5  # every metric (2 banded, 3 search), folded away
+    assert text.count("| basic |") == 6  # every metric (2 banded, 4 search), folded away
 
 
 def test_update_baseline_needs_three_seeds_that_share_their_data(tmp_path: Path,

@@ -4,6 +4,7 @@ scores are constructed, and independent of batching."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ V = 8
 
 class Scripted(nn.Module):
     """A 'model' whose next-token probabilities depend only on the previous token."""
+
+    masks_padding = True  # it never reads the source
 
     def __init__(self, table: dict[int, dict[int, float]]) -> None:
         super().__init__()
@@ -226,9 +229,19 @@ def test_the_searches_agree_with_the_models_forced_forward(variant: str) -> None
         found = run_check(model)
         assert found["sentences"] == 13
         assert {k: found[k] for k in ("greedy_not_argmax", "beam1_not_greedy",
-                                      "beam_scores_off")} == {
-            "greedy_not_argmax": 0, "beam1_not_greedy": 0, "beam_scores_off": 0}
+                                      "beam_scores_off", "padding_moves_scores")} == {
+            "greedy_not_argmax": 0, "beam1_not_greedy": 0, "beam_scores_off": 0,
+            "padding_moves_scores": 0}
         assert found["largest_gap"] < 1e-4
+
+
+def test_the_padding_check_is_left_out_where_the_encoder_reads_the_padding() -> None:
+    """model.mask_padding false (the lesson's encoder runs on through the padding): more of
+    it changes the scores by design, so that count is not made."""
+    torch.manual_seed(0)
+    model = build_model(small_cfg("all", mask_padding=False), SRC_V, TGT_V, EMB).eval()
+    found = run_check(model)
+    assert "padding_moves_scores" not in found and found["beam_scores_off"] == 0
 
 
 @pytest.mark.parametrize("mutation", ["search-beam-length-penalty-multiplies",
@@ -242,7 +255,6 @@ def test_the_search_check_catches_the_battery_s_search_bugs(
     import importlib.util
     import shutil
     import subprocess
-    import sys
 
     import pipeline.evaluation.search_check as checker
 
@@ -261,3 +273,28 @@ def test_the_search_check_catches_the_battery_s_search_bugs(
     monkeypatch.setattr(checker, "greedy", mutated.greedy)
     found = run_check(BRANCHING)
     assert found["beam_scores_off"] + found["greedy_not_argmax"] > 0
+
+
+def test_the_search_check_catches_an_encoder_that_reads_the_padding(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The battery's bidirectional-encoder mutation (its backward pass starts in the padding),
+    applied to a copy of pipeline/models/gru.py: the padding check counts nearly every
+    sentence, where the batches sorted by length hid it from the other counts."""
+    import importlib.util
+    import subprocess
+
+    module = Path("pipeline/models/gru.py")
+    (tmp_path / module.parent).mkdir(parents=True)
+    (tmp_path / module).write_text((ROOT / module).read_text())
+    subprocess.run(["git", "apply", str(ROOT / "ci" / "mutations" /
+                                        "gru-bidir-backward-reads-padding-first.patch")],
+                   cwd=tmp_path, check=True)
+    spec = importlib.util.spec_from_file_location("mutated_gru", tmp_path / module)
+    mutated = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "mutated_gru", mutated)  # for its dataclasses
+    spec.loader.exec_module(mutated)
+    for make, want_caught in ((build_model, False), (mutated.build_model, True)):
+        torch.manual_seed(0)
+        found = run_check(make(small_cfg("bidir"), SRC_V, TGT_V, EMB).eval())
+        assert (found["padding_moves_scores"] >= 10) is want_caught, found  # of 13
+        assert found["padding_moves_scores"] == 0 or want_caught
