@@ -242,7 +242,7 @@ def write_baseline(path: str | Path, seed_runs: dict[int, str | Path], curve_dir
                                     f"{seen[v][key]}'s to the last digit: did train.seed "
                                     "reach its training?")
             seen[v][key] = seed
-            for m, value in sorted(current[v].items()):
+            for m, value in key:
                 runs[v].setdefault(m, []).append(value)
         for v, cs in load_curves(curve_dirs[seed], variants).items():
             for c, values in cs.items():
