@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.data.batches import Split  # noqa: E402
 from pipeline.evaluation.metrics import validation_loss  # noqa: E402
-from pipeline.models.gru import build_model  # noqa: E402
+from pipeline.models.build import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     EvaluateParams,
     TrainConfig,

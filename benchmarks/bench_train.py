@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a plai
 from support.reference import reference_step  # noqa: E402
 
 from pipeline.data.batches import Batch  # noqa: E402
-from pipeline.models.gru import build_model  # noqa: E402
+from pipeline.models.build import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     load_params,
     variant_configs,

@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.batches import WholeSet, load_splits, whole_set  # noqa: E402
 from pipeline.data.truecase import truecaser  # noqa: E402
 from pipeline.decoding.search import Ensemble, OutputLimit  # noqa: E402
+from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import outputs_of, scores, translate_tokens  # noqa: E402
 from pipeline.evaluation.significance import format_table, paired_tests  # noqa: E402
-from pipeline.files import PipelineError, read_json  # noqa: E402
+from pipeline.files import read_json  # noqa: E402
 from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section, variant_names  # noqa: E402
 

@@ -53,7 +53,7 @@ from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from pipeline.data.batches import Batch  # noqa: E402
-from pipeline.models.gru import build_model  # noqa: E402
+from pipeline.models.build import build_model  # noqa: E402
 from pipeline.params import (  # noqa: E402
     ModelConfig,
     TrainConfig,

@@ -71,7 +71,7 @@ def fingerprints(variants: list[str]) -> dict[str, str]:
     from pipeline.data.batches import Batch
     from pipeline.decoding.search import beam_search, greedy
     from pipeline.evaluation.metrics import validation_loss
-    from pipeline.models.gru import build_model
+    from pipeline.models.build import build_model
     from pipeline.params import load_params, variant_configs
     from pipeline.training.optimizer import make_optimizer, one_cycle_lr, set_lr
     from pipeline.training.step import train_step

@@ -36,7 +36,7 @@ rm -rf "$last" && mkdir -p "$last"
 cd "$repo"
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work"
 cd "$work"
-python3 -m pipeline.params merge params.yaml "$repo/ci/params.yaml" "data.url=$tarball"
+python3 "$repo/ci/merge_params.py" params.yaml "$repo/ci/params.yaml" "data.url=$tarball"
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm ci
 rm -rf metrics/*.json dvclive
 
@@ -49,7 +49,7 @@ repro() {  # repro DIR ARGS...: dvc repro in that copy; if a stage crashed, say 
 }
 
 run_seed() {  # run_seed SEED: the pipeline with train.seed SEED; keeps its outputs in ci/last
-  python3 -m pipeline.params merge params.yaml - "train.seed=$1"
+  python3 "$repo/ci/merge_params.py" params.yaml - "train.seed=$1"
   local start=$SECONDS v i=0 failed=""
   repro "$work" embeddings truecase || exit 1  # the data stages, once
   # Then the variants in two copies of the workspace at once, dealt in turn in params.yaml's

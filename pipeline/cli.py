@@ -9,7 +9,8 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.files import PipelineError, atomic_path, run_main
+from pipeline.errors import PipelineError, run_main
+from pipeline.files import atomic_path
 
 
 def read_lines(stream: object, name: str = "standard input") -> list[str]:
@@ -99,74 +100,42 @@ def cmd_compare(args: argparse.Namespace) -> None:
     if groups := seed_groups(rows):
         print("\n" + format_seed_table(groups))
     if args.significance:
+        from pipeline.evaluation.significance import workspace_significance
+
         print("\n" + workspace_significance(rows, Path(args.reports)))
 
 
-def workspace_significance(rows: list, reports: Path) -> str:
-    """The paired tests of the variants whose test translations are in `reports` (this
-    workspace's evaluate outputs), against the one with the best validation BLEU (chosen on
-    valid: the test set is only reported)."""
-    from pipeline.evaluation.significance import format_table, paired_tests, read_system
-
-    here = {v: m for name, v, m in rows if name == "workspace"}
-    have = [v for v in here if (reports / v / "translations" / "test.greedy.txt").exists()]
-    if len(have) < 2:
-        raise PipelineError(f"compare --significance: the test translations of two variants "
-                            f"or more are needed in {reports}/VARIANT/translations (found: "
-                            f"{', '.join(have) or 'none'}); run their evaluate stages")
-    have.sort(key=lambda v: -float(here[v].get("val_bleu") or 0))
-    refs = read_system(reports / have[0] / "translations" / "test.ref.txt")
-    systems = [(v, read_system(reports / v / "translations" / "test.greedy.txt", len(refs)))
-               for v in have]
-    return ("Paired tests on the test set (greedy), against the best on valid:\n"
-            + format_table(paired_tests(refs, systems), len(refs)))
-
-
 def cmd_check_metrics(args: argparse.Namespace) -> None:
-    from pipeline.evaluation import gate
+    from pipeline.evaluation.gate import report, runs
+    from pipeline.evaluation.gate.baseline import load_bands, load_baseline
+    from pipeline.evaluation.gate.check import check
 
-    base = gate.load_baseline(args.baseline)
-    rows = gate.check(base, gate.load_current(args.metrics, base.variants),
-                      gate.load_bands(args.tolerances), args.tolerances,
-                      gate.rescore(args.metrics, base.variants),
-                      gate.search_checks(args.metrics, base.variants))
-    print(gate.format_table(rows))
-    print(compared_files(args.metrics, base.variants, args.baseline))
-    here = gate.machine()
-    print(f"this machine:   {gate.describe(here)}")
-    print(f"baseline's:     {gate.describe(base.made_on)}")
+    base = load_baseline(args.baseline)
+    rows = check(base, runs.load_current(args.metrics, base.variants),
+                 load_bands(args.tolerances), args.tolerances,
+                 runs.rescore(args.metrics, base.variants),
+                 runs.search_checks(args.metrics, base.variants))
+    print(report.format_table(rows))
+    print(report.compared_files(args.metrics, base.variants, args.baseline))
+    here = runs.machine()
+    print(f"this machine:   {runs.describe(here)}")
+    print(f"baseline's:     {runs.describe(base.made_on)}")
     if args.report:
-        report = Path(args.report)
+        out = Path(args.report)
         plot = None
         if args.curves:
-            plot = report.with_name("curves.png")
-            gate.curves_plot(base, gate.load_curves(args.curves, base.variants), plot)
-        text = gate.markdown_report(rows, base, {"what": args.what, "machine": here},
+            plot = out.with_name("curves.png")
+            report.curves_plot(base, runs.load_curves(args.curves, base.variants), plot)
+        text = report.markdown_report(rows, base, {"what": args.what, "machine": here},
                                     plot.name if plot else None)
-        with atomic_path(report, ".md") as tmp:
+        with atomic_path(out, ".md") as tmp:
             tmp.write_text(text, encoding="utf-8")
-        print(f"check-metrics: report in {report}")
-    print(f"check-metrics: {gate.summary(rows)}")
+        print(f"check-metrics: report in {out}")
+    print(f"check-metrics: {report.summary(rows)}")
     if any(r.failed for r in rows):
         raise PipelineError("check-metrics: metrics moved beyond their noise bands (see the "
                             f"table above; bands in {args.tolerances}); a change meant to move "
                             "them updates the baseline: bash ci/pipeline.sh --update-baseline")
-
-
-def compared_files(folder: str, variants: list[str], baseline: str) -> str:
-    """Which files the table compared, and when each was written: committed metrics of a
-    variant never trained here look the same as fresh ones otherwise."""
-    import datetime
-
-    lines = [f"compared with {baseline}:"]
-    for variant in variants:
-        path = Path(folder) / f"{variant}.json"
-        if path.exists():
-            when = datetime.datetime.fromtimestamp(path.stat().st_mtime)
-            lines.append(f"  {path} (written {when:%Y-%m-%d %H:%M})")
-        else:
-            lines.append(f"  {path} (missing)")
-    return "\n".join(lines)
 
 
 def cmd_significance(args: argparse.Namespace) -> None:
@@ -190,10 +159,10 @@ def cmd_significance(args: argparse.Namespace) -> None:
 def cmd_update_baseline(args: argparse.Namespace) -> None:
     import datetime
 
-    from pipeline.evaluation import gate
+    from pipeline.evaluation.gate.baseline import load_baseline, tolerances_yaml, write_baseline
 
     if args.from_baseline:  # new bands from the runs already in the baseline
-        base = gate.load_baseline(args.baseline)
+        base = load_baseline(args.baseline)
         wrote = f"{args.tolerances} from the {len(base.seeds)} seeds in {args.baseline}"
     else:
         runs, curves = {}, {}
@@ -206,11 +175,11 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
             runs[int(seed)], curves[int(seed)] = metrics, dvclive or metrics
         from pipeline.params import workspace_variants
 
-        base = gate.write_baseline(args.baseline, runs, curves,
+        base = write_baseline(args.baseline, runs, curves,
                                    args.variants or workspace_variants())
         wrote = f"{args.baseline} ({len(runs)} seeds) and {args.tolerances}"
     floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
-    text = gate.tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
+    text = tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
                                 f"{datetime.date.today():%Y-%m-%d}")
     with atomic_path(args.tolerances, ".yaml") as tmp:
         tmp.write_text(text, encoding="utf-8")

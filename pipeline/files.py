@@ -1,4 +1,4 @@
-"""Errors and atomic file writes shared by every stage.
+"""Atomic file writes and JSON reading, shared by every stage.
 
 Every output is written to a temporary name beside its final path and renamed into place only
 when it is complete, so a crash or a bad input never leaves a file that looks finished.
@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import PipelineError
 
 
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it; put it straight back
     os.umask(mask)
     return mask
-
-
-class PipelineError(Exception):
-    """A problem with the user's input or environment: shown as one line, no traceback."""
 
 
 @contextmanager
@@ -84,44 +80,3 @@ def read_json(path: str | Path) -> Any:
         raise PipelineError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PipelineError(f"{path}: not valid JSON ({e})") from None
-
-
-# What gloo and NCCL raise in a process whose peer died: a consequence, not the cause.
-PEER_LOSS = ("connection closed by peer", "connection reset by peer", "broken pipe",
-             "timed out", "timeout", "nccl communicator was aborted")
-
-
-def is_peer_loss(message: str) -> bool:
-    return any(k in message.lower() for k in PEER_LOSS)
-
-
-def record_error(message: str) -> None:
-    """In a process started by PyTorch's elastic launcher (which names the file), hand the
-    launcher this process's one-line error."""
-    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
-    if path:
-        with open(path, "w") as f:
-            json.dump({"message": message, "timestamp": int(time.time())}, f)
-
-
-def run_main(main: Callable[[], Any]) -> None:
-    """Run a stage or command; a PipelineError becomes one line on stderr and exit code 1.
-    In a process started by the distributed launcher, any error is also handed to the
-    launcher, which names it in its own one line (pipeline/training/distributed.py)."""
-    try:
-        main()
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        record_error(str(e))
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:
-        line = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        record_error(line)
-        if os.environ.get("TORCHELASTIC_ERROR_FILE") and is_peer_loss(line):
-            # another process failed first; the launcher names it
-            print(f"error: lost the other processes ({line[:100]})", file=sys.stderr)
-            sys.exit(1)
-        raise

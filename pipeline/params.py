@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.files import PipelineError, atomic_path
+from pipeline.errors import PipelineError
 
 PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 MODEL_KINDS = ("gru", "transformer")
@@ -377,56 +377,3 @@ def workspace_variants(folder: str | Path = ".") -> list[str]:
     else the project's own."""
     path = Path(folder) / "params.yaml"
     return variant_names(load_params(path) if path.exists() else None)
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    """`over` laid into `base` in place, key by key (`base` keeps its comments and order when
-    it is a ruamel CommentedMap), and returned."""
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            deep_merge(base[k], v)
-        else:
-            base[k] = v
-    return base
-
-
-def _merge_main(argv: list[str]) -> None:
-    """python -m pipeline.params merge PARAMS OVERRIDES|- [key.path=value ...] (in place).
-
-    Edits the file the way DVC's own `-S` does (a ruamel.yaml round trip): its comments, key
-    order and layout stay; only the values set change."""
-    from ruamel.yaml import YAML
-
-    if len(argv) < 3 or argv[0] != "merge":
-        raise SystemExit("usage: python -m pipeline.params merge PARAMS OVERRIDES|- [k.k=v ...]")
-    load_params(argv[1])  # a clear error for a missing or broken file
-    rt = YAML()  # round trip
-    rt.width = 4096  # never fold a line: each keeps its comment on it
-    rt.preserve_quotes = True
-    rt.representer.add_representer(  # null as params.yaml writes it, not as an empty value
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
-    params = rt.load(Path(argv[1]).read_text(encoding="utf-8"))
-    if argv[2] != "-":
-        deep_merge(params, load_params(argv[2]))
-    for item in argv[3:]:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise PipelineError(f"{item!r}: expected key.path=value")
-        node = params
-        *parents, last = key.removeprefix("+").split(".")  # DVC's +key=value: add a key
-        for k in parents:
-            if not isinstance(node.get(k), dict):
-                node[k] = {}
-            node = node[k]
-        node[last] = yaml.safe_load(value)
-    with atomic_path(argv[1]) as tmp:  # never a half-written params.yaml
-        with open(tmp, "w", encoding="utf-8") as f:
-            rt.dump(params, f)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from pipeline.files import run_main
-
-    run_main(lambda: _merge_main(sys.argv[1:]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 
 
 def pick_device(name: str, where: str = "runtime.device") -> torch.device:

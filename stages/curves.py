@@ -1,8 +1,9 @@
 """Stage curves: the variants' validation-loss curves in one table (plots/val_loss.tsv), which
 dvc.yaml's plot draws as one picture, a line per variant (.dvc/plots/by_variant.json)."""
 
+from pipeline.errors import run_main
 from pipeline.evaluation.plots import curves_by_variant
-from pipeline.files import run_main, write_tsv
+from pipeline.files import write_tsv
 from pipeline.params import load_params, variant_names
 
 DVCLIVE = "dvclive"

@@ -5,7 +5,7 @@ import os
 
 from pipeline.data.corpus import check_corpus
 from pipeline.data.download import fetch
-from pipeline.files import run_main
+from pipeline.errors import run_main
 from pipeline.params import DataParams, load_params, section
 
 OUT = "data/raw/corpus"

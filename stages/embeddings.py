@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from pipeline.data.embeddings import build_matrix, training_tokens, vectors_for
-from pipeline.files import read_json, run_main, write_json, write_npy
+from pipeline.errors import run_main
+from pipeline.files import read_json, write_json, write_npy
 from pipeline.params import EmbeddingsParams, VocabParams, load_params, section
 
 TOKENS = "data/interim/tokens.parquet"

@@ -5,8 +5,8 @@ heatmaps (pipeline/evaluation/report.py)."""
 import sys
 from pathlib import Path
 
+from pipeline.errors import run_main
 from pipeline.evaluation.report import EvalPaths, evaluate_variant
-from pipeline.files import run_main
 from pipeline.params import load_params
 
 PATHS = EvalPaths(

@@ -1,7 +1,8 @@
 """Stage filter: keep the wh-question pairs of the corpus (the lesson's regexes)."""
 
 from pipeline.data.corpus import filter_pairs
-from pipeline.files import run_main, write_json, write_parquet
+from pipeline.errors import run_main
+from pipeline.files import write_json, write_parquet
 from pipeline.params import FilterParams, load_params, section
 
 CORPUS = "data/raw/corpus"  # the Giga-fren tarball or a Tatoeba zip

@@ -3,7 +3,8 @@
 import pandas as pd
 
 from pipeline.data.tokenize import length_stats, tokenize_pairs, worker_count
-from pipeline.files import run_main, write_json, write_parquet
+from pipeline.errors import run_main
+from pipeline.files import write_json, write_parquet
 from pipeline.params import TokenizeParams, load_params, section
 
 IN = "data/interim/questions.parquet"

@@ -4,7 +4,7 @@ one process or runtime.processes of them (pipeline/training/run.py)."""
 import sys
 from pathlib import Path
 
-from pipeline.files import run_main
+from pipeline.errors import run_main
 from pipeline.params import load_params
 from pipeline.training.run import TrainPaths, run_variant
 

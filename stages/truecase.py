@@ -4,7 +4,8 @@ English (pipeline/data/truecase.py); the train stage puts it in every model dire
 import pandas as pd
 
 from pipeline.data.truecase import train_truecaser
-from pipeline.files import run_main, write_json
+from pipeline.errors import run_main
+from pipeline.files import write_json
 
 QUESTIONS = "data/interim/questions.parquet"
 IDS = "data/processed/ids.parquet"

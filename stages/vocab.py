@@ -4,7 +4,8 @@ the data report (metrics/data.json: sizes, duplicates, what valid and test share
 import pandas as pd
 
 from pipeline.data.vocab import build_ids, data_report, split_summary
-from pipeline.files import read_json, run_main, write_json, write_parquet
+from pipeline.errors import run_main
+from pipeline.files import read_json, write_json, write_parquet
 from pipeline.params import VocabParams, load_params, section
 
 IN = "data/interim/tokens.parquet"

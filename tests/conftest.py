@@ -43,7 +43,7 @@ FR_VOCAB, EN_VOCAB = _vocab(FR_WORDS), _vocab(EN_WORDS)
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small random attention model with its vocabularies, as train@VARIANT writes it."""
-    from pipeline.models.gru import build_model
+    from pipeline.models.build import build_model
     from pipeline.models.modeldir import model_config, save_model_dir
     from pipeline.params import ModelConfig, TokenizeParams
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 
 EN_MEMBER = "giga-fren.release2.fixed.en.gz"
 FR_MEMBER = "giga-fren.release2.fixed.fr.gz"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.files import PipelineError, atomic_path
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path
 
 CHUNK = 1 << 20
 # Errors worth another attempt: the server or the network may do better next time.

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from pipeline.data.download import fetch, is_url
 from pipeline.data.vocab import SPECIALS
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.params import EmbeddingsParams, FastTextTrainParams
 
 MAX_TRAINED_VALUE = 1e3  # trained skip-gram vectors stay far below this

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.params import VocabParams
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3

@@ -23,7 +23,8 @@ from pipeline.decoding.search import (
     forced_attention,
     greedy,
 )
-from pipeline.files import PipelineError, read_json
+from pipeline.errors import PipelineError
+from pipeline.files import read_json
 from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
 from pipeline.params import TokenizeParams, from_dict
 from pipeline.runtime import pick_device

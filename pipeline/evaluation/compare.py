@@ -13,7 +13,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.files import PipelineError, read_json
+from pipeline.errors import PipelineError
+from pipeline.evaluation.table import text_table
+from pipeline.files import read_json
 from pipeline.params import workspace_variants
 
 # The lesson's validation losses on Giga-fren (notebook, and the course notes); DESIGN.md.
@@ -132,11 +134,8 @@ def format_seed_table(groups: list[tuple[str, list, dict]]) -> str:
             digits = 3 if key == "val_loss" else 1
             cells.append(f"{mean:.{digits}f} ± {sd:.{digits}f} ({n})")
         body.append((variant, ",".join(map(str, seeds)), *cells))
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(["Runs that differ only in train.seed: mean ± standard deviation (n)",
-                      *lines])
+                      text_table(header, body)])
 
 
 def from_folder(folder: str | Path) -> list[tuple[str, str, dict]]:
@@ -176,12 +175,7 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
                      "-" if lesson is None else f"{lesson:.3f}",
                      epochs(m),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
-    widths = [max(len(r[i]) for r in [COLUMNS, *body]) for i in range(len(COLUMNS))]
-    right = set(range(2, len(COLUMNS)))
-    fmt = [(lambda s, w, i=i: s.rjust(w) if i in right else s.ljust(w))
-           for i in range(len(COLUMNS))]
-    lines = ["  ".join(f(c, w) for f, c, w in zip(fmt, row, widths)) for row in [COLUMNS, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [text_table(COLUMNS, body, right=range(2, len(COLUMNS)))]
     notes = ["test, valid: BLEU of greedy search, then beam search, and test chrF: sacreBLEU's",
              "defaults on the printed text against the original English; tok: the lesson's",
              "BLEU on lowercased tokens (valid, greedy). A test of - : no test set (the",

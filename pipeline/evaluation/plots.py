@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.files import PipelineError, atomic_path  # noqa: E402
+from pipeline.errors import PipelineError
+from pipeline.files import atomic_path  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:

@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
+from pipeline.evaluation.table import text_table
 
 SEED = 12345  # sacreBLEU's own default seed for its tests
 ALPHA = 0.05  # a difference is called significant when both tests give p below this
@@ -110,10 +111,7 @@ def format_table(rows: list[Row], sentences: int) -> str:
                      "-" if r.p_bootstrap is None else f"{r.p_bootstrap:.4f}",
                      "-" if r.p_randomization is None else f"{r.p_randomization:.4f}",
                      verdict))
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths))
-             for line in [header, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = [text_table(header, body)]
     notes = [f"{sentences:,} sentences. Each system against the first: paired bootstrap "
              "(1,000 resamples, seeded) and approximate",
              f"randomization (10,000 trials), sacreBLEU's. significant: p < {ALPHA} in both."]
@@ -139,3 +137,21 @@ def reference_for(systems: list[str], subset: str) -> Path:
             return p / "translations" / f"{subset}.ref.txt"
     raise PipelineError("significance: no report folder among the systems to take the "
                         "references from; give --ref FILE")
+
+
+def workspace_significance(rows: list, reports: Path) -> str:
+    """The paired tests of the variants whose test translations are in `reports` (this
+    workspace's evaluate outputs), against the one with the best validation BLEU (chosen on
+    valid: the test set is only reported)."""
+    here = {v: m for name, v, m in rows if name == "workspace"}
+    have = [v for v in here if (reports / v / "translations" / "test.greedy.txt").exists()]
+    if len(have) < 2:
+        raise PipelineError(f"compare --significance: the test translations of two variants "
+                            f"or more are needed in {reports}/VARIANT/translations (found: "
+                            f"{', '.join(have) or 'none'}); run their evaluate stages")
+    have.sort(key=lambda v: -float(here[v].get("val_bleu") or 0))
+    refs = read_system(reports / have[0] / "translations" / "test.ref.txt")
+    systems = [(v, read_system(reports / v / "translations" / "test.greedy.txt", len(refs)))
+               for v in have]
+    return ("Paired tests on the test set (greedy), against the best on valid:\n"
+            + format_table(paired_tests(refs, systems), len(refs)))

@@ -16,6 +16,11 @@ import torch.nn.functional as F
 from pipeline.data.vocab import PAD
 from pipeline.params import ModelConfig
 
+# Per-step teacher forcing: a list of bools decided on the host (the eager path, which can skip
+# projecting forced steps), or a (T,) bool tensor on the device (a captured step: one graph
+# serves every draw of the flags).
+Force = list[bool] | torch.Tensor
+
 LOSS_ROWS = 256  # target tokens per output projection in sequence_loss (fastest on a CPU)
 
 
@@ -55,7 +60,7 @@ class Model(Decoder, Protocol):
     attends: bool  # whether `step` returns attention weights over the source
     masks_padding: bool  # whether the bucket padding changes nothing the loss sees
 
-    def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: object,
+    def loss(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor, force: Force,
              pad_in_loss: bool = False, label_smoothing: float = 0.0,
              one_call: bool | None = None, per: float | None = None) -> torch.Tensor:
         """Mean cross-entropy per target token (sequence_loss, below)."""

@@ -9,7 +9,7 @@
 Tensors are batch-first: src (B, S), tgt (B, T), logits (B, T, V).
 
 The decoder is a step with explicit state, driven from outside: `start(src, src_len)` encodes
-and returns a `State`; `step(prev_tokens, state)` returns the step's features (project them
+and returns a `GRUState`; `step(prev_tokens, state)` returns the step's features (project them
 with `model.out` for logits), the new state and the attention weights. Three drivers use it:
 `features` (training's forcing loop, below), and greedy and beam search
 (pipeline/decoding/search.py).
@@ -36,22 +36,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.data.vocab import BOS, PAD
-from pipeline.files import PipelineError
-from pipeline.models.decoder import project, sequence_loss
-from pipeline.models.transformer import Transformer
+from pipeline.errors import PipelineError
+from pipeline.models.decoder import Force, project, sequence_loss
 from pipeline.params import ModelConfig
 
 # The encoder calls its GRU's weights one layer and direction at a time: on CUDA, cuDNN copies
 # them into its own layout on every call (cheap at this size) and warns each time.
 warnings.filterwarnings("ignore", message="RNN module weights are not part of single")
 
-# Per-step teacher forcing: a list of bools decided on the host (the eager path, which can skip
-# projecting forced steps), or a (T,) bool tensor on the device (a captured step: one graph
-# serves every draw of the flags).
-Force = list[bool] | torch.Tensor
-
-
-class State(NamedTuple):
+class GRUState(NamedTuple):
     """What the decoder carries from one step to the next; every tensor has the batch
     (or batch x beam) on dim 0, except `hidden`, which has it on dim 1."""
 
@@ -60,9 +53,9 @@ class State(NamedTuple):
     enc_proj: torch.Tensor | None = None    # (B, S, A) their attention projection
     src_pad: torch.Tensor | None = None     # (B, S) True on source padding (or None)
 
-    def select(self, index: torch.Tensor) -> State:
+    def select(self, index: torch.Tensor) -> GRUState:
         """The state of the batch rows `index`, in that order (pipeline/models/decoder.py)."""
-        return State(self.hidden.index_select(1, index),
+        return GRUState(self.hidden.index_select(1, index),
                      *(None if t is None else t.index_select(0, index) for t in self[1:]))
 
 
@@ -184,17 +177,17 @@ class Seq2Seq(nn.Module):
         return x, states.gather(2, at_end).squeeze(2)
 
     # --- the decoder step -----------------------------------------------------------------------
-    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> State:
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> GRUState:
         """Encode a batch; the decoder's state before its first step."""
         enc_out, hidden = self.encode(src, src_len)
         if not self.cfg.attention:
-            return State(hidden)
+            return GRUState(hidden)
         pad = None  # where attention must not look, made once for all steps
         if self.cfg.mask_padding:
             pad = torch.arange(src.size(1), device=src.device)[None, :] >= src_len[:, None]
-        return State(hidden, enc_out, self.att_enc(enc_out), pad)
+        return GRUState(hidden, enc_out, self.att_enc(enc_out), pad)
 
-    def attend(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, state: GRUState) -> tuple[torch.Tensor, torch.Tensor]:
         """Context (B, H*dirs) and weights (B, S) for the decoder's top-layer state."""
         u = torch.tanh(state.enc_proj + self.att_dec(_top(state.hidden)).unsqueeze(1))
         scores = u @ self.att_v
@@ -203,8 +196,8 @@ class Seq2Seq(nn.Module):
         weights = F.softmax(scores, dim=1)
         return torch.bmm(weights.unsqueeze(1), state.enc_out).squeeze(1), weights
 
-    def step(self, prev: torch.Tensor, state: State
-             ) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+    def step(self, prev: torch.Tensor, state: GRUState
+             ) -> tuple[torch.Tensor, GRUState, torch.Tensor | None]:
         """One decoder step from the previous tokens (B,): features (B, E) after the output
         dropout (`self.out(features)` are the logits), the new state, attention weights (B, S)
         or None."""
@@ -220,7 +213,7 @@ class Seq2Seq(nn.Module):
         return self.out_drop(out), state._replace(hidden=hidden), weights
 
     # --- training's forcing loop --------------------------------------------------------------
-    def features(self, state: State, tgt: torch.Tensor, force: Force
+    def features(self, state: GRUState, tgt: torch.Tensor, force: Force
                  ) -> tuple[torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
         """Run the decoder for tgt's length: the features (B, U, E) of the U steps not
         projected on the way, in order; the logits (B, V) of the steps that were (None for the
@@ -286,33 +279,3 @@ class Seq2Seq(nn.Module):
         feats, step_logits, _ = self.features(self.start(src, src_len), tgt, force)
         return sequence_loss(self.out, feats, step_logits, tgt, pad_in_loss, label_smoothing,
                              one_call, per)
-
-
-def make_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int
-               ) -> Seq2Seq | Transformer:
-    """The kind of model `model.kind` names, freshly initialized."""
-    kind = Transformer if cfg.kind == "transformer" else Seq2Seq
-    return kind(cfg, src_vocab, tgt_vocab, emb_dim)
-
-
-def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,
-                src_vectors: torch.Tensor | None = None, tgt_vectors: torch.Tensor | None = None,
-                ) -> Seq2Seq | Transformer:
-    """The model, with embedding rows taken from pretrained vectors where they have one.
-
-    Vectors are scaled so that their spread matches the random init's (model.emb_std), as the
-    lesson did with its x3 on fastText vectors; rows of zeros (no vector) keep the random init.
-    """
-    model = make_model(cfg, src_vocab, tgt_vocab, emb_dim)
-    for emb, vectors in ((model.src_emb, src_vectors), (model.tgt_emb, tgt_vectors)):
-        if vectors is None:
-            continue
-        if tuple(vectors.shape) != tuple(emb.weight.shape):
-            raise PipelineError(f"embedding matrix has shape {tuple(vectors.shape)}, the model "
-                                f"needs {tuple(emb.weight.shape)}")
-        found = vectors.abs().sum(1) > 0
-        if found.any():
-            with torch.no_grad():
-                std = vectors[found].std().clamp_min(1e-8)
-                emb.weight[found] = vectors[found] * (emb.weight.std() / std)
-    return model

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.files import PipelineError, read_json
+from pipeline.errors import PipelineError
+from pipeline.files import read_json
+from pipeline.models.build import make_model
 from pipeline.models.decoder import Model
-from pipeline.models.gru import make_model
 from pipeline.params import ModelConfig, TokenizeParams, from_dict
 
 FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly

@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.data.vocab import BOS, PAD
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.models.decoder import sequence_loss
 from pipeline.params import ModelConfig
 
 
-class TState(NamedTuple):
+class TransformerState(NamedTuple):
     """The decoder's state: per decoder layer (dim 0), the keys and values of the steps so
     far (t of them) and of the source; batch rows on dim 1 (dim 0 for the mask)."""
 
@@ -44,8 +44,8 @@ class TState(NamedTuple):
     cross_v: torch.Tensor
     src_mask: torch.Tensor  # (B, S) True on real source tokens
 
-    def select(self, index: torch.Tensor) -> TState:
-        return TState(*(t.index_select(1, index) for t in self[:4]),
+    def select(self, index: torch.Tensor) -> TransformerState:
+        return TransformerState(*(t.index_select(1, index) for t in self[:4]),
                       self.src_mask.index_select(0, index))
 
 
@@ -170,7 +170,7 @@ class Transformer(nn.Module):
         pos = positions(start, ids.size(1), self.dim, ids.device)
         return self.emb_drop(emb(ids) * math.sqrt(self.dim) + pos)
 
-    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> TState:
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> TransformerState:
         """Encode; each decoder layer's keys and values of the source, and an empty cache."""
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]
         x = self.embed(self.src_emb, src)
@@ -180,10 +180,10 @@ class Transformer(nn.Module):
         kv = [layer.cross_att.keys_values(memory) for layer in self.dec_layers]
         cross_k, cross_v = torch.stack([k for k, _ in kv]), torch.stack([v for _, v in kv])
         empty = cross_k[:, :, :, :0]
-        return TState(empty, empty, cross_k, cross_v, mask)
+        return TransformerState(empty, empty, cross_k, cross_v, mask)
 
-    def step(self, prev: torch.Tensor, state: TState
-             ) -> tuple[torch.Tensor, TState, torch.Tensor]:
+    def step(self, prev: torch.Tensor, state: TransformerState
+             ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
         """One position from the previous tokens (B,): features (B, D), the state with this
         position's keys and values cached, and the last layer's attention over the source
         (B, S), averaged over its heads."""
@@ -198,7 +198,8 @@ class Transformer(nn.Module):
         new = state._replace(self_k=torch.stack(ks), self_v=torch.stack(vs))
         return self.dec_norm(x)[:, 0], new, weights.mean(1)[:, 0]
 
-    def decode(self, state: TState, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, state: TransformerState, tgt: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher forcing over the whole target at once: the features (B, T, D) of every
         step, each seeing the true previous words only (a causal mask), and the last layer's
         attention (B, T, S)."""

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 from pipeline.data.batches import Batch, pinned, to_device
 from pipeline.data.vocab import PAD
-from pipeline.models.decoder import Model
-from pipeline.models.gru import Force
+from pipeline.models.decoder import Force, Model
 from pipeline.params import TrainConfig
 from pipeline.training.step import loss_backward, train_step
 

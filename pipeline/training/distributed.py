@@ -30,7 +30,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from pipeline.files import PipelineError, is_peer_loss
+from pipeline.errors import PipelineError, is_peer_loss
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,8 @@ import torch
 
 from pipeline.data.batches import Batch
 from pipeline.data.vocab import PAD
-from pipeline.files import PipelineError
-from pipeline.models.decoder import Model
-from pipeline.models.gru import Force
+from pipeline.errors import PipelineError
+from pipeline.models.decoder import Force, Model
 from pipeline.params import TrainConfig
 from pipeline.runtime import autocast
 from pipeline.training.distributed import World, share

@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from pipeline.data.batches import Batch, Split
+from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import loss_sums
-from pipeline.files import PipelineError
 from pipeline.models.decoder import Model
 from pipeline.params import RuntimeConfig, TrainConfig
 from pipeline.runtime import set_tf32, set_threads
@@ -241,7 +241,7 @@ def prepare(params: dict, variant: str, processed: str | Path):
     """
     from pipeline.data.batches import load_splits
     from pipeline.files import read_json
-    from pipeline.models.gru import build_model
+    from pipeline.models.build import build_model
     from pipeline.params import variant_configs, variant_runtime
 
     processed = Path(processed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.data.download import fetch
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 
 
 class Server:

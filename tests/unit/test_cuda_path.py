@@ -27,8 +27,8 @@ from gpu_check import OpCounter, count_ops, forcing_modes  # noqa: E402  the spy
 import pipeline.training.cuda_graphs
 from pipeline.data.batches import Split, to_device
 from pipeline.decoding.search import beam_search, greedy
-from pipeline.files import PipelineError
-from pipeline.models.gru import build_model
+from pipeline.errors import PipelineError
+from pipeline.models.build import build_model
 from pipeline.params import TrainConfig, load_params, variant_configs, variant_names
 from pipeline.training.checkpoints import restore_rng, rng_state
 from pipeline.training.cuda_graphs import CapturedSteps, bucket, pad_batch

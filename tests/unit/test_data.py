@@ -40,7 +40,7 @@ from pipeline.data.vocab import (
     split_mask,
     split_of,
 )
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.params import FastTextTrainParams, TokenizeParams, VocabParams
 
 EN_RX, FR_RX = r"^(Wh[^?.!]+\?)", r"^([^?.!]+\?)"

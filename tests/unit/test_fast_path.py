@@ -9,7 +9,7 @@ from support.reference import reference_forward
 
 import pipeline.models.decoder
 from pipeline.data.vocab import PAD
-from pipeline.models.gru import build_model
+from pipeline.models.build import build_model
 
 
 @pytest.mark.parametrize("variant", ["basic", "bidir", "teacher_forcing", "attention", "all"])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[2]
 # three seeds of two variants: val_bleu spread sd 1.0, val_loss sd 0.01
@@ -208,7 +208,7 @@ def test_update_baseline_needs_three_seeds_that_share_their_data(tmp_path: Path,
 
 
 def test_bad_bands(tmp_path: Path) -> None:
-    from pipeline.evaluation.gate import load_bands
+    from pipeline.evaluation.gate.baseline import load_bands
 
     (tmp_path / "t.yaml").write_text("bands: {basic: {val_bleu: -1}}\n")
     with pytest.raises(PipelineError, match="must not be negative"):
@@ -220,7 +220,7 @@ def test_bad_bands(tmp_path: Path) -> None:
 
 def test_the_committed_baseline_and_bands_agree() -> None:
     """Every baseline metric has its band, and each band is what its comment says."""
-    from pipeline.evaluation.gate import bands_of, load_bands, load_baseline
+    from pipeline.evaluation.gate.baseline import bands_of, load_bands, load_baseline
 
     base = load_baseline(ROOT / "ci" / "baseline.json")
     bands = load_bands(ROOT / "ci" / "tolerances.yaml")
@@ -254,12 +254,12 @@ def test_the_scripts_refuse_bad_arguments_at_once() -> None:
 
 def test_the_gate_pins_every_library_it_names() -> None:
     """ci/pipeline.sh sources ci/isa.env; under it torch reports the pinned kernels."""
-    from pipeline.evaluation.gate import PIN_VARS, cpu_name
+    from pipeline.evaluation.gate.runs import PIN_VARS, cpu_name
 
     assert '. "$repo/ci/isa.env"' in (ROOT / "ci" / "pipeline.sh").read_text()
     if "no AVX2" in cpu_name():
         pytest.skip("the pin chooses AVX2, which this CPU lacks")
-    code = ("from pipeline.evaluation.gate import machine; import json; "
+    code = ("from pipeline.evaluation.gate.runs import machine; import json; "
             "print(json.dumps(machine()))")
     out = subprocess.run(["bash", "-c", f'set -a; . ci/isa.env; set +a; {sys.executable} '
                           f'-c "{code}"'], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -312,7 +312,7 @@ def test_a_search_that_disagrees_with_its_model_is_a_mismatch(tmp_path: Path, ca
 def test_a_variant_whose_seeds_happen_to_agree_gets_the_pooled_spread(tmp_path: Path) -> None:
     """Five runs can agree by chance: the band never falls under the spread pooled over the
     variants, and bands can be written again from the baseline alone (a new k)."""
-    from pipeline.evaluation.gate import bands_of, load_baseline
+    from pipeline.evaluation.gate.baseline import bands_of, load_baseline
 
     runs = {s: json.loads(json.dumps(m)) for s, m in SEEDS.items()}
     for m in runs.values():

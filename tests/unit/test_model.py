@@ -13,9 +13,9 @@ from support.models import EMB, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data.batches import Split
 from pipeline.data.vocab import EOS, PAD
+from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import bleu, seq_loss
-from pipeline.files import PipelineError
-from pipeline.models.gru import build_model
+from pipeline.models.build import build_model
 from pipeline.params import TrainConfig, variant_names
 from pipeline.training.checkpoints import load_checkpoint
 from pipeline.training.optimizer import one_cycle_lr, pr_force

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import PipelineError
 from pipeline.evaluation.plots import curves_by_variant
-from pipeline.files import PipelineError
 
 
 def write_curve(folder: Path, variant: str, values: list[float]) -> None:

@@ -227,7 +227,7 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     original = (ROOT / "params.yaml").read_text()
     path.write_text(original)
-    subprocess.run([sys.executable, "-m", "pipeline.params", "merge", str(path),
+    subprocess.run([sys.executable, str(ROOT / "ci" / "merge_params.py"), str(path),
                     str(ROOT / "ci/params.yaml"), "data.url=/data/x.tar", "train.clip=0.5"],
                    check=True, cwd=ROOT)
     merged = path.read_text()

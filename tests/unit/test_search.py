@@ -23,7 +23,8 @@ from pipeline.decoding.search import (
     length_penalty,
     translate_split,
 )
-from pipeline.models.gru import State, build_model
+from pipeline.models.build import build_model
+from pipeline.models.gru import GRUState
 from pipeline.params import variant_names
 
 A, B, C, D = 4, 5, 6, 7
@@ -44,10 +45,10 @@ class Scripted(nn.Module):
         self.out = nn.Linear(V, V, bias=False)
         self.out.weight.data = logits.T.contiguous()  # out(one_hot(prev)) = logits[prev]
 
-    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> State:
-        return State(torch.zeros(1, src.size(0), 1))
+    def start(self, src: torch.Tensor, src_len: torch.Tensor) -> GRUState:
+        return GRUState(torch.zeros(1, src.size(0), 1))
 
-    def step(self, prev: torch.Tensor, state: State):
+    def step(self, prev: torch.Tensor, state: GRUState):
         return F.one_hot(prev, V).float(), state, None
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt: torch.Tensor,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import PipelineError
 from pipeline.evaluation.significance import paired_tests
-from pipeline.files import PipelineError
 
 WORDS = "what is this who are you where why when how the a of to it did go".split()
 
@@ -89,7 +89,7 @@ def test_systems_of_other_sentences_are_refused_with_one_line(tmp_path: Path) ->
 
 
 def test_compare_tests_the_workspace_s_variants_against_the_best(tmp_path: Path) -> None:
-    from pipeline.cli import workspace_significance
+    from pipeline.evaluation.significance import workspace_significance
 
     refs = corpus(80)
     for variant, rows in (("all", {1}), ("basic", set(range(0, 80, 2)))):

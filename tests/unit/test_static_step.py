@@ -17,7 +17,7 @@ from support.models import (
     static_force,
 )
 
-from pipeline.models.gru import build_model
+from pipeline.models.build import build_model
 from pipeline.params import TrainConfig, variant_names
 from pipeline.training.cuda_graphs import CapturedSteps, bucket, force_mode, pad_batch
 from pipeline.training.step import loss_backward

@@ -9,9 +9,9 @@ from support.models import EMB, ROOT, SRC_V, TGT_V, batch, small_cfg
 
 from pipeline.data.vocab import BOS, PAD
 from pipeline.decoding.search import beam_search, greedy
-from pipeline.files import PipelineError
+from pipeline.errors import PipelineError
+from pipeline.models.build import build_model
 from pipeline.models.decoder import select_state
-from pipeline.models.gru import build_model
 from pipeline.models.transformer import Transformer
 from pipeline.params import load_params, variant_configs
 

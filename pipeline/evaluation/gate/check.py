@@ -1,0 +1,78 @@
+"""The check: a row per baseline metric, data count, rescored score and search count, each
+with its verdict (ok, WORSE, BETTER, CHANGED, MISMATCH or MISSING)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from pipeline.errors import PipelineError
+from pipeline.evaluation.gate.baseline import Baseline
+from pipeline.evaluation.gate.runs import DATA, HIGHER_IS_BETTER, SEARCH_COUNTS
+
+
+@dataclass
+class Row:
+    variant: str
+    metric: str
+    mean: float | None  # the seeds' mean (data: the count)
+    sd: float | None
+    now: float | None
+    band: float
+    verdict: str  # ok | WORSE | BETTER | CHANGED | MISMATCH | MISSING
+
+    @property
+    def change(self) -> float | None:
+        return None if self.mean is None or self.now is None else self.now - self.mean
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict != "ok"
+
+
+def check(base: Baseline, current: dict[str, dict[str, float] | None],
+          bands: dict[str, dict[str, float]], bands_path: str = "ci/tolerances.yaml",
+          rescored: dict[str, dict[str, float]] | None = None,
+          searched: dict[str, dict[str, float]] | None = None) -> list[Row]:
+    """A row per baseline metric (ok, WORSE or BETTER against its band around the seeds'
+    mean), per data count (ok or CHANGED); given `rescored`, per score that sacreBLEU
+    recomputed from the scored files (ok or MISMATCH with what the run reported); given
+    `searched`, per search_check count (ok at 0, else MISMATCH)."""
+    rows: list[Row] = []
+    for variant, metrics in base.runs.items():
+        now_metrics = current.get(variant)
+        for metric, values in metrics.items():
+            band = bands.get(variant, {}).get(metric)
+            if band is None:
+                raise PipelineError(f"{bands_path}: no band for {variant}.{metric}; write the "
+                                    "bands again (bash ci/pipeline.sh --update-baseline)")
+            mean, sd = statistics.fmean(values), statistics.stdev(values)
+            now = None if now_metrics is None else now_metrics.get(metric)
+            if now is None:
+                verdict = "MISSING"
+            elif abs(now - mean) <= band + 1e-9:
+                verdict = "ok"
+            else:
+                better = (now > mean) == (metric in HIGHER_IS_BETTER)
+                verdict = "BETTER" if better else "WORSE"
+            rows.append(Row(variant, metric, mean, sd, now, band, verdict))
+    for variant, metrics in (rescored or {}).items():  # the metric itself: exact
+        reported = current.get(variant) or {}
+        for metric, value in metrics.items():
+            now = reported.get(metric)
+            verdict = ("MISSING" if now is None else "ok" if abs(now - value) <= 1e-9
+                       else "MISMATCH")
+            rows.append(Row(variant, f"{metric}=sacreBLEU", value, None, now, 0.0, verdict))
+    if searched is not None:  # the searches against the model: exact
+        for variant in base.runs:
+            found = searched.get(variant, {})
+            for name in SEARCH_COUNTS:
+                now = found.get(f"search_check.{name}")
+                verdict = "MISSING" if now is None else "ok" if now == 0 else "MISMATCH"
+                rows.append(Row(variant, f"search_check.{name}", 0.0, None, now, 0.0, verdict))
+    counts = current.get(DATA) or {}
+    for name, value in base.data.items():
+        now = counts.get(name)
+        verdict = "MISSING" if now is None else "ok" if now == value else "CHANGED"
+        rows.append(Row(DATA, name, value, None, now, 0.0, verdict))
+    return rows
