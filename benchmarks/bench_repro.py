@@ -49,7 +49,7 @@ from pipeline.params import (  # noqa: E402
     variant_runtime,
 )
 from pipeline.runtime import pick_device, set_threads  # noqa: E402
-from pipeline.training.train import fit, prepare  # noqa: E402
+from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare  # noqa: E402
 
 TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
 
@@ -109,8 +109,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             sync(device)
             t0 = time.perf_counter()
-            fit(model, part, subset(valid, args.fraction), one, device, Path(tmp) / "ckpt.pt",
-                "bench")
+            fit(TrainingRun(model, part, subset(valid, args.fraction), one, device),
+                Checkpointing(Path(tmp) / "ckpt.pt", "bench"))
             sync(device)
             epoch = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -147,8 +147,7 @@ def _greedy(params: dict, model: torch.nn.Module, valid: Split, device: torch.de
     from pipeline.decoding.search import OutputLimit, translate_split
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    translate_split(model, valid, ev.batch_size,
-                    OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap), device)
+    translate_split(model, valid, ev.batch_size, OutputLimit.of(ev), device, 1, 0.0)
 
 
 def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list[str],
@@ -159,7 +158,7 @@ def _evaluate(params: dict, model: torch.nn.Module, valid: Split, vocab_en: list
     from pipeline.evaluation.metrics import bleu, lesson_val_loss
 
     ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    max_len = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    max_len = OutputLimit.of(ev)
     refs = [" ".join(ids_to_tokens(list(t), vocab_en)) for t in valid.tgt]
     for beam in (1, ev.beam_size):
         hyps = translate_split(model, valid, ev.batch_size, max_len, device, beam, ev.alpha)

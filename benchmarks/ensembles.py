@@ -58,7 +58,7 @@ def main() -> None:
     questions = pd.read_parquet("data/interim/questions.parquet").set_index("line")
     sets = {name: whole_set(pairs, tokens, questions, vocab_fr)
             for name, pairs in (("valid", valid), ("test", test))}
-    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    limit = OutputLimit.of(ev)
 
     texts: dict[tuple, list[str]] = {}
 

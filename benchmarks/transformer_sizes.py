@@ -30,7 +30,7 @@ from pipeline.decoding.search import OutputLimit  # noqa: E402
 from pipeline.evaluation.metrics import greedy_scores  # noqa: E402
 from pipeline.files import read_json  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section  # noqa: E402
-from pipeline.training.train import fit, prepare  # noqa: E402
+from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare  # noqa: E402
 
 # name: (model keys, train keys) laid over variants.transformer and these (what the runs of
 # 2026-12-01 shared, whatever params.yaml says now)
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     base = load_params()
     ev = section(base, "evaluate", EvaluateParams)
-    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    limit = OutputLimit.of(ev)
     tokens = pd.read_parquet("data/interim/tokens.parquet").set_index("line")
     questions = pd.read_parquet("data/interim/questions.parquet").set_index("line")
     tc = truecaser(read_json("data/processed/truecase_en.json"))
@@ -72,17 +72,17 @@ def main() -> None:
         over = params["variants"]["transformer"]
         over["model"] = {**over["model"], **BASE[0], **model_keys}
         over["train"] = {**over["train"], **BASE[1], **train_keys, "epochs": args.epochs}
-        mcfg, tcfg, train, valid, vf, ve, model, _ = prepare(params, "transformer",
-                                                             args.processed)
-        whole = whole_set(valid, tokens, questions, vf)
+        ready = prepare(params, "transformer", args.processed)
+        whole = whole_set(ready.valid, tokens, questions, ready.vocab_fr)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            out = fit(model, train, valid, tcfg, dev, Path(tmp) / "ckpt.pt", "sizes",
-                      score=lambda m, w=whole, v=ve: greedy_scores(
+            run = TrainingRun(ready.model, ready.train, ready.valid, ready.train_cfg, dev)
+            out = fit(run, Checkpointing(Path(tmp) / "ckpt.pt", "sizes"),
+                      lambda m, w=whole, v=ready.vocab_en: greedy_scores(
                           m, w, v, tc, ev.batch_size, limit, dev))
         seconds = (time.perf_counter() - t0) / out["epochs"]
         kept = out["history"][out["best_epoch"] - 1]
-        n = sum(p.numel() for p in model.parameters())
+        n = sum(p.numel() for p in ready.model.parameters())
         print(f"| {name} | {n / 1e6:.1f} M | {out['best_epoch']} | {kept['val_bleu']:.1f} | "
               f"{kept['val_chrf']:.1f} | {kept['val_loss']:.3f} | {seconds:.0f} | "
               f"{out['score_seconds'] / out['epochs']:.1f} |", flush=True)

@@ -31,11 +31,11 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
-    from pipeline.decoding.search import DEFAULT_LIMIT
+    from pipeline.decoding.translate import LIMIT
 
-    tr = Translator(args.model, device=args.device)
+    translator = Translator(args.model, device=args.device)
     given = {"a": args.max_len_a, "b": args.max_len_b, "cap": args.max_len_cap}
-    limit = dataclasses.replace(DEFAULT_LIMIT, **{k: v for k, v in given.items() if v is not None})
+    limit = dataclasses.replace(LIMIT, **{k: v for k, v in given.items() if v is not None})
     if args.input is None:
         lines = read_lines(sys.stdin.buffer)
     else:
@@ -45,15 +45,15 @@ def cmd_translate(args: argparse.Namespace) -> None:
         except OSError as e:
             raise PipelineError(f"{args.input}: cannot read ({e.strerror})") from None
     if args.nbest == 1:
-        for out in tr.translate(lines, args.batch_size, args.beam, args.alpha, args.tokens,
-                                limit):
+        for out in translator.translate(lines, args.batch_size, args.beam, args.alpha,
+                                        args.tokens, limit):
             print(out)
         return
-    for n, hyps in enumerate(tr.search(lines, args.batch_size, args.beam, args.alpha,
-                                       args.nbest, limit), 1):
+    for n, hyps in enumerate(translator.search(lines, args.batch_size, args.beam, args.alpha,
+                                               args.nbest, limit), 1):
         for h in hyps:
-            words = ids_to_tokens(h.ids, tr.vocab_en)
-            text = " ".join(words) if args.tokens else to_text(words, tr.truecaser)
+            words = ids_to_tokens(h.ids, translator.vocab_en)
+            text = " ".join(words) if args.tokens else to_text(words, translator.truecaser)
             print(f"{n}\t{h.score:.4f}\t{text}")
 
 
@@ -216,6 +216,18 @@ def non_negative(text: str) -> float:
     return value
 
 
+def alpha_value(text: str) -> float:
+    from pipeline.params import MAX_ALPHA, valid_alpha
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not valid_alpha(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to {MAX_ALPHA:g}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, as every other error
         print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -223,6 +235,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_translate(sub: argparse._SubParsersAction) -> None:
+    from pipeline.params import EvaluateParams
+
+    d = EvaluateParams()  # evaluate's search settings are translate's defaults
     p = sub.add_parser("translate", help="French lines on stdin -> English lines on stdout",
                        description="Reads French sentences, one per line, on standard input; "
                        "writes one English translation per line (an empty line for an empty "
@@ -235,8 +250,9 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     p.add_argument("--beam", type=positive_int, default=1,
                    help="beam size (default 1: greedy search)")
-    p.add_argument("--alpha", type=non_negative, default=0.6,
-                   help="GNMT length penalty for beam search, ((5+|Y|)/6)**alpha (default 0.6)")
+    p.add_argument("--alpha", type=alpha_value, default=d.alpha,
+                   help=f"GNMT length penalty for beam search, ((5+|Y|)/6)**alpha (default "
+                   f"{d.alpha:g}, evaluate.alpha's)")
     p.add_argument("--nbest", type=positive_int, default=1,
                    help="print the K best hypotheses of each line as LINE<TAB>SCORE<TAB>TEXT "
                    "(K <= --beam)")
@@ -245,9 +261,10 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
                    "instead of text")
     p.add_argument("--max-len-a", type=non_negative,
                    help="a line decodes at most A * its length + B tokens, at most CAP "
-                   "(its length counts its tokens and the end; default A 1.5, as evaluate)")
-    p.add_argument("--max-len-b", type=non_negative_int, help="B (default 5)")
-    p.add_argument("--max-len-cap", type=positive_int, help="CAP (default 200)")
+                   f"(its length counts its tokens and the end; default A {d.max_len_a:g}, as "
+                   "evaluate)")
+    p.add_argument("--max-len-b", type=non_negative_int, help=f"B (default {d.max_len_b})")
+    p.add_argument("--max-len-cap", type=positive_int, help=f"CAP (default {d.max_len_cap})")
     p.set_defaults(func=cmd_translate)
 
 

@@ -7,8 +7,10 @@ Unknown keys and values of the wrong type are errors that name the key, so a typ
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,54 @@ KIND_KEYS = {
 KEEP = ("val_bleu", "val_chrf", "val_loss", "last")  # what train.keep may name
 
 
+# Each field's check, named in its metadata: the one place a param's allowed values are said.
+# from_dict (the only way params.yaml becomes these classes) applies them to every value given.
+def knob(default: Any = dataclasses.MISSING, ok: Callable[[Any], bool] | None = None,
+         allowed: str = "", factory: Callable[[], Any] | None = None) -> Any:
+    """A field whose values must pass `ok` ("must be `allowed`" says which)."""
+    meta = {"check": (ok, f"out of range (must be {allowed})")} if ok else {}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def choice(default: str, *others: str) -> Any:
+    """A field that is one of a few names, the default first."""
+    names = (default, *others)
+    return field(default=default,
+                 metadata={"check": (lambda v: v in names, f"not one of {', '.join(names)}")})
+
+
+def positive(default: float) -> Any:
+    return knob(default, lambda v: v > 0, "> 0")
+
+
+def at_least_0(default: float) -> Any:
+    return knob(default, lambda v: v >= 0, ">= 0")
+
+
+def fraction(default: float) -> Any:  # dropouts, label smoothing
+    return knob(default, lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def probability(default: float) -> Any:
+    return knob(default, lambda v: 0 <= v <= 1, "in [0, 1]")
+
+
+MAX_ALPHA = 10.0  # the largest length penalty params, `translate --alpha` and serve accept
+
+
+def valid_alpha(value: float) -> bool:
+    """GNMT's length penalty: 0 (none) to MAX_ALPHA."""
+    return math.isfinite(value) and 0 <= value <= MAX_ALPHA
+
+
 @dataclass
 class DataParams:
     url: str = "https://www.statmt.org/wmt10/training-giga-fren.tar"
     sha256: str | None = None
-    retries: int = 5
-    timeout: float = 60.0
+    retries: int = positive(5)
+    timeout: float = positive(60.0)
 
 
 @dataclass
@@ -50,124 +94,94 @@ class FilterParams:
 class TokenizeParams:
     lowercase: bool = True
     mark_caps: bool = True
-    max_en_tokens: int = 30
-    workers: int = 0
-    min_pairs_per_worker: int = 2000
+    max_en_tokens: int = positive(30)
+    workers: int = at_least_0(0)
+    min_pairs_per_worker: int = positive(2000)
 
 
 @dataclass
 class VocabParams:
-    max_size: int = 40000
-    max_len_percentile: float = 99
-    split: str = "grouped"
-    valid_fraction: float = 0.1
-    test_fraction: float = 0.1
+    max_size: int = positive(40000)
+    max_len_percentile: float = knob(99, lambda v: 0 < v <= 100, "in (0, 100]")
+    split: str = choice("grouped", "lesson")
+    # every choice is made on valid, so it cannot be empty; a test set may be (0: none)
+    valid_fraction: float = knob(0.1, lambda v: 0 < v < 1, "in (0, 1)")
+    test_fraction: float = knob(0.1, lambda v: 0 <= v < 1, "in [0, 1)")
     seed: int = 42
 
-    def __post_init__(self) -> None:
-        if self.split not in ("grouped", "lesson"):
-            raise PipelineError(f"vocab.split: {self.split!r} is not grouped or lesson")
-        for name in ("valid_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0 <= value < 1:
-                raise PipelineError(f"vocab.{name}: {value} is not in [0, 1)")
+    def check(self, where: str) -> None:
         if self.split == "grouped" and self.valid_fraction + self.test_fraction >= 1:
-            raise PipelineError(f"vocab.valid_fraction + vocab.test_fraction = "
+            raise PipelineError(f"{where}.valid_fraction + {where}.test_fraction = "
                                 f"{self.valid_fraction + self.test_fraction} leaves no training "
                                 "pairs")
 
 
 @dataclass
 class FastTextTrainParams:
-    epochs: int = 20
-    min_count: int = 1
-    window: int = 5
-    minn: int = 3
-    maxn: int = 6
-    bucket: int = 20000
-    threads: int = 1
+    epochs: int = positive(20)
+    min_count: int = positive(1)
+    window: int = positive(5)
+    minn: int = at_least_0(3)
+    maxn: int = at_least_0(6)
+    bucket: int = positive(20000)
+    threads: int = positive(1)
 
 
 @dataclass
 class EmbeddingsParams:
-    source: str = "train"
-    dim: int = 300
-    pretrained: dict[str, str] = field(
-        default_factory=lambda: {
-            "fr": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.fr.vec",
-            "en": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.en.vec",
-        }
-    )
-    train: FastTextTrainParams = field(default_factory=FastTextTrainParams)
-
-    def __post_init__(self) -> None:
-        if self.source not in ("pretrained", "train", "random"):
-            raise PipelineError(
-                f"embeddings.source: {self.source!r} is not one of pretrained, train, random"
-            )
+    source: str = choice("train", "pretrained", "random")
+    dim: int = positive(300)
+    pretrained: dict[str, str] = knob(factory=lambda: {
+        "fr": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.fr.vec",
+        "en": "https://dl.fbaipublicfiles.com/fasttext/vectors-wiki/wiki.en.vec",
+    })
+    train: FastTextTrainParams = knob(factory=FastTextTrainParams)
 
 
 @dataclass
 class ModelConfig:
     """Everything `build_model` needs besides the vocabulary sizes and embeddings."""
 
-    kind: str = "gru"
-    emb_dropout: float = 0.15
-    enc_hidden: int = 256
-    enc_layers: int = 2
-    enc_dropout: float = 0.25
-    dec_layers: int = 2
-    dec_dropout: float = 0.1
-    out_dropout: float = 0.35
+    kind: str = choice(*MODEL_KINDS)
+    emb_dropout: float = fraction(0.15)
+    enc_hidden: int = positive(256)
+    enc_layers: int = positive(2)
+    enc_dropout: float = fraction(0.25)
+    dec_layers: int = positive(2)
+    dec_dropout: float = fraction(0.1)
+    out_dropout: float = fraction(0.35)
     tie_output: bool = True
     bidirectional: bool = False
     attention: bool = False
-    att_hidden: int = 300
+    att_hidden: int = positive(300)
     att_output: bool = True
     mask_padding: bool = True
-    emb_std: float = 0.1
-    heads: int = 4
-    ff_size: int = 512
-    dropout: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise PipelineError(f"model.kind: {self.kind!r} is not one of "
-                                f"{', '.join(MODEL_KINDS)}")
+    emb_std: float = positive(0.1)
+    heads: int = positive(4)
+    ff_size: int = positive(512)
+    dropout: float = fraction(0.3)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
-    lr: float = 3e-3
-    batch_size: int = 16
+    epochs: int = positive(12)
+    lr: float = positive(3e-3)
+    batch_size: int = positive(16)
     betas: tuple[float, float] = (0.8, 0.99)
-    clr_div: float = 20
-    clr_pct: float = 10
-    clip: float = 0.0
-    weight_decay: float = 0.0
+    clr_div: float = knob(20, lambda v: v >= 1, ">= 1")
+    clr_pct: float = knob(10, lambda v: v >= 1, ">= 1")
+    clip: float = at_least_0(0.0)
+    weight_decay: float = at_least_0(0.0)
     pad_in_loss: bool = False
-    label_smoothing: float = 0.1
+    label_smoothing: float = fraction(0.1)
     teacher_forcing: bool = False
-    pr_force_start: float = 1.0
-    pr_force_end: float = 1.0
-    pr_force_epochs: int = 10
+    pr_force_start: float = probability(1.0)
+    pr_force_end: float = probability(1.0)
+    pr_force_epochs: int = at_least_0(10)
     seed: int = 0
-    precision: str = "fp32"
-    keep: str = "val_bleu"
-    patience: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise PipelineError(f"train.epochs: {self.epochs} is not at least 1")
-        if self.keep not in KEEP:
-            raise PipelineError(f"train.keep: {self.keep!r} is not one of {', '.join(KEEP)}")
-        if self.patience < 0:
-            raise PipelineError(f"train.patience: {self.patience} is negative (0 = off)")
-        if self.precision not in ("fp32", "bf16"):
-            raise PipelineError(f"train.precision: {self.precision!r} is not fp32 or bf16")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise PipelineError(f"train.label_smoothing: {self.label_smoothing} is not in [0, 1)")
+    precision: str = choice("fp32", "bf16")
+    keep: str = choice(*KEEP)
+    patience: int = at_least_0(0)  # 0 = off
 
 
 @dataclass
@@ -175,64 +189,28 @@ class RuntimeConfig:
     """Where and how a variant trains, not what it is trained to do: a resumed run may change
     them (the checkpoint's fingerprint leaves them out)."""
 
-    device: str = "auto"
-    threads: int = 0
+    device: str = choice("auto", "cpu", "cuda")
+    threads: int = at_least_0(0)
     cuda_graphs: bool = True
-    bucket: int = 4
+    bucket: int = positive(4)
     tf32: bool = True
-    processes: int = 1
-    first_gpu: int = 0
-    timeout: float = 300.0
-
-    def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise PipelineError(f"runtime.device: {self.device!r} is not auto, cpu or cuda")
+    processes: int = positive(1)
+    first_gpu: int = at_least_0(0)
+    timeout: float = positive(300.0)
 
 
 @dataclass
 class EvaluateParams:
-    batch_size: int = 125
-    samples: int = 20
-    heatmaps: int = 4
-    max_len_a: float = 1.5
-    max_len_b: int = 5
-    max_len_cap: int = 200
-    beam_size: int = 5
-    alpha: float = 0.6
+    """Evaluation's settings, and the search defaults of `fren-nmt translate` and `serve`."""
 
-
-# Allowed ranges, checked by from_dict with the key's full name: (test, what is allowed).
-_POSITIVE = (lambda v: v > 0, "> 0")
-_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
-_DROPOUT = (lambda v: 0 <= v < 1, "in [0, 1)")
-RANGES: dict[type, dict[str, tuple]] = {
-    DataParams: {"retries": _POSITIVE, "timeout": _POSITIVE},
-    TokenizeParams: {"max_en_tokens": _POSITIVE, "workers": _AT_LEAST_0,
-                     "min_pairs_per_worker": _POSITIVE},
-    VocabParams: {"max_size": _POSITIVE,
-                  "max_len_percentile": (lambda v: 0 < v <= 100, "in (0, 100]"),
-                  "valid_fraction": (lambda v: 0 < v < 1, "in (0, 1)")},
-    FastTextTrainParams: {"epochs": _POSITIVE, "min_count": _POSITIVE, "window": _POSITIVE,
-                          "minn": _AT_LEAST_0, "maxn": _AT_LEAST_0, "bucket": _POSITIVE,
-                          "threads": _POSITIVE},
-    EmbeddingsParams: {"dim": _POSITIVE},
-    ModelConfig: {"emb_dropout": _DROPOUT, "enc_dropout": _DROPOUT, "dec_dropout": _DROPOUT,
-                  "out_dropout": _DROPOUT, "enc_hidden": _POSITIVE, "enc_layers": _POSITIVE,
-                  "dec_layers": _POSITIVE, "att_hidden": _POSITIVE, "emb_std": _POSITIVE,
-                  "heads": _POSITIVE, "ff_size": _POSITIVE, "dropout": _DROPOUT},
-    TrainConfig: {"epochs": _POSITIVE, "lr": _POSITIVE, "batch_size": _POSITIVE,
-                  "clr_div": (lambda v: v >= 1, ">= 1"), "clr_pct": (lambda v: v >= 1, ">= 1"),
-                  "clip": _AT_LEAST_0, "weight_decay": _AT_LEAST_0,
-                  "pr_force_start": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-                  "pr_force_end": (lambda v: 0 <= v <= 1, "in [0, 1]"),
-                  "pr_force_epochs": _AT_LEAST_0},
-    RuntimeConfig: {"threads": _AT_LEAST_0, "bucket": _POSITIVE, "processes": _POSITIVE,
-                    "first_gpu": _AT_LEAST_0, "timeout": _POSITIVE},
-    EvaluateParams: {"batch_size": _POSITIVE, "samples": _AT_LEAST_0, "heatmaps": _AT_LEAST_0,
-                     "max_len_a": _AT_LEAST_0, "max_len_b": _AT_LEAST_0,
-                     "max_len_cap": _POSITIVE, "beam_size": _POSITIVE,
-                     "alpha": _AT_LEAST_0},
-}
+    batch_size: int = positive(125)
+    samples: int = at_least_0(20)
+    heatmaps: int = at_least_0(4)
+    max_len_a: float = at_least_0(1.5)
+    max_len_b: int = at_least_0(5)
+    max_len_cap: int = positive(200)
+    beam_size: int = positive(5)
+    alpha: float = knob(0.6, valid_alpha, f"from 0 to {MAX_ALPHA:g}")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -274,11 +252,15 @@ def from_dict(cls: type, data: dict | None, where: str) -> Any:
     if unknown:
         raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    checks = {f.name: f.metadata["check"] for f in dataclasses.fields(cls) if f.metadata}
     for k, v in kwargs.items():
-        ok, allowed = RANGES.get(cls, {}).get(k, (None, ""))
+        ok, what = checks.get(k, (None, ""))
         if ok is not None and not ok(v):
-            raise PipelineError(f"{where}.{k}: {v!r} is out of range (must be {allowed})")
-    return cls(**kwargs)
+            raise PipelineError(f"{where}.{k}: {v!r} is {what}")
+    obj = cls(**kwargs)
+    if hasattr(obj, "check"):  # rules that tie several fields together
+        obj.check(where)
+    return obj
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -299,8 +281,9 @@ def section(params: dict, name: str, cls: type) -> Any:
 
 
 def _variant(params: dict, variant: str) -> dict:
-    """`variants.VARIANT`, checked: it exists, has only known sections, and no shared key is
-    made dead by the variants' own."""
+    """`variants.VARIANT`, checked: it exists, has only known sections, sets only the model
+    keys its kind reads, and no shared key is made dead by the variants' own. (Each value is
+    checked by from_dict once the sections are laid over each other.)"""
     variants = params.get("variants") or {}
     if variant not in variants:
         known = ", ".join(variants) or "none"
@@ -309,6 +292,11 @@ def _variant(params: dict, variant: str) -> dict:
     unknown = sorted(set(over) - {"model", "train", "runtime"})
     if unknown:
         raise PipelineError(f"variants.{variant}: unknown key(s) {', '.join(unknown)}")
+    kind = _kind_of(params, variant)
+    foreign = sorted(set(over.get("model") or {}) - KIND_KEYS.get(kind, set()) - {"kind"})
+    if foreign and kind in KIND_KEYS:
+        raise PipelineError(f"variants.{variant}.model.{foreign[0]}: a {kind} model does not "
+                            f"read {foreign[0]} (it reads {', '.join(sorted(KIND_KEYS[kind]))})")
     _refuse_dead_keys(params, variants)
     return over
 
@@ -324,20 +312,16 @@ def variant_configs(params: dict, variant: str) -> tuple[ModelConfig, TrainConfi
     """The shared `model`/`train` sections with `variants.VARIANT` laid over them."""
     over = _variant(params, variant)
     model = {**(params.get("model") or {}), **(over.get("model") or {})}
-    kind = model.get("kind", ModelConfig.kind)
-    foreign = sorted(set(over.get("model") or {}) - KIND_KEYS.get(kind, set()) - {"kind"})
-    if foreign and kind in KIND_KEYS:
-        raise PipelineError(f"variants.{variant}.model.{foreign[0]}: a {kind} model does not "
-                            f"read {foreign[0]} (it reads {', '.join(sorted(KIND_KEYS[kind]))})")
     train = {**(params.get("train") or {}), **(over.get("train") or {})}
-    mcfg = from_dict(ModelConfig, model, f"variants.{variant}.model")
-    tcfg = from_dict(TrainConfig, train, f"variants.{variant}.train")
-    if mcfg.kind == "transformer" and not (tcfg.teacher_forcing and tcfg.pr_force_start == 1
-                                           and tcfg.pr_force_end == 1):
+    model_cfg = from_dict(ModelConfig, model, f"variants.{variant}.model")
+    train_cfg = from_dict(TrainConfig, train, f"variants.{variant}.train")
+    if model_cfg.kind == "transformer" and not (
+            train_cfg.teacher_forcing and train_cfg.pr_force_start == 1
+            and train_cfg.pr_force_end == 1):
         raise PipelineError(f"variants.{variant}.train: a transformer trains on the whole "
                             "target at once, teacher-forced: set teacher_forcing: true and "
                             "pr_force_start and pr_force_end to 1.0")
-    return mcfg, tcfg
+    return model_cfg, train_cfg
 
 
 def _kind_of(params: dict, name: str) -> str:

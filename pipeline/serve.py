@@ -1,7 +1,7 @@
 """fren-nmt serve: trained models behind HTTP (FastAPI + uvicorn), and a page to try them.
 
-    POST /translate  {"sentences": [...], "beam": 1, "nbest": 1, "alpha": 0.6,
-                      "attention": false}
+    POST /translate  {"sentences": [...], "beam": 1, "nbest": 1, "alpha": ALPHA,
+                      "attention": false}   (ALPHA: evaluate.alpha's default)
                      -> {"translations": [{"source", "hypotheses": [{"text", "tokens",
                          "score", "log_prob"}], "attention": {"source", "output", "weights"}}]}
     GET /health, GET /models, GET / (the page, pipeline/static/index.html)
@@ -17,7 +17,6 @@ tests/integration/test_translate.py checks it), so batching changes speed, never
 import asyncio
 import collections
 import json
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.files import read_json
+from pipeline.params import MAX_ALPHA, EvaluateParams, valid_alpha
 
 if TYPE_CHECKING:  # torch loads only when a server starts, not for `fren-nmt --help`
     from pipeline.decoding.translate import Translator
@@ -60,7 +60,7 @@ class Options:
 
     beam: int = 1
     nbest: int = 1
-    alpha: float = 0.6
+    alpha: float = EvaluateParams.alpha
     attention: bool = False
 
 
@@ -102,10 +102,10 @@ def parse_request(body: bytes, limits: "ServeLimits", attends: bool
 
     beam = whole("beam", 1, limits.max_beam)
     nbest = whole("nbest", 1, beam)
-    alpha = data.get("alpha", 0.6)
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not (
-            math.isfinite(alpha) and 0 <= alpha <= 10):
-        raise HTTPProblem(422, f"alpha: {alpha!r} is not a number from 0 to 10", "alpha")
+    alpha = data.get("alpha", Options.alpha)
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not valid_alpha(alpha):
+        raise HTTPProblem(422, f"alpha: {alpha!r} is not a number from 0 to {MAX_ALPHA:g}",
+                          "alpha")
     attention = data.get("attention", False)
     if not isinstance(attention, bool):
         raise HTTPProblem(422, f"attention: {attention!r} is not true or false", "attention")
@@ -115,25 +115,26 @@ def parse_request(body: bytes, limits: "ServeLimits", attends: bool
     return sentences, Options(beam, nbest, float(alpha), attention)
 
 
-def decode(tr: "Translator", sentences: list[str], opts: Options) -> list[dict]:
+def decode(translator: "Translator", sentences: list[str], opts: Options) -> list[dict]:
     """Each sentence's answer: its n-best hypotheses (text, tokens, scores), and the attention
     behind the best one when asked."""
     from pipeline.data.vocab import ids_to_tokens
     from pipeline.decoding.translate import to_text
 
-    found = tr.search(sentences, len(sentences) or 1, opts.beam, opts.alpha, opts.nbest,
+    found = translator.search(sentences, len(sentences) or 1, opts.beam, opts.alpha, opts.nbest,
                       scored=True)
     answers = []
     for source, hyps in zip(sentences, found):
         out = []
         for h in hyps:
-            tokens = ids_to_tokens(h.ids, tr.vocab_en)
-            out.append({"text": to_text(tokens, tr.truecaser), "tokens": tokens,
+            tokens = ids_to_tokens(h.ids, translator.vocab_en)
+            out.append({"text": to_text(tokens, translator.truecaser), "tokens": tokens,
                         "score": h.score, "log_prob": h.log_prob})
         answers.append({"source": source, "hypotheses": out})
     if opts.attention:
         shown = [i for i, hyps in enumerate(found) if hyps]
-        weights = tr.attention([sentences[i] for i in shown], [found[i][0].ids for i in shown])
+        weights = translator.attention([sentences[i] for i in shown],
+                                       [found[i][0].ids for i in shown])
         for i, (src, tgt, w) in zip(shown, weights or []):
             answers[i]["attention"] = {"source": src, "output": tgt, "weights": w}
         for i in set(range(len(sentences))) - set(shown):
@@ -242,7 +243,7 @@ class Batcher:
                     item.future.set_result(answer)
 
 
-def model_info(paths: list[Path], tr: "Translator") -> dict:
+def model_info(paths: list[Path], translator: "Translator") -> dict:
     """What GET /models shows: each model's name, kind, vocabularies, options, kept epoch."""
     models = []
     for p in paths:
@@ -256,7 +257,7 @@ def model_info(paths: list[Path], tr: "Translator") -> dict:
             "best_epoch": trained.get("best_epoch"), "keep": trained.get("keep"),
             "epochs": trained.get("epochs"),
         })
-    return {"ensemble": len(paths) > 1, "attends": tr.attends, "models": models}
+    return {"ensemble": len(paths) > 1, "attends": translator.attends, "models": models}
 
 
 def create_app(model: str | Path | list, device: str = "cpu",
@@ -271,12 +272,12 @@ def create_app(model: str | Path | list, device: str = "cpu",
 
     paths = [Path(p) for p in (model if isinstance(model, list) else [model])]
     limits = limits or ServeLimits()
-    tr = translator or Translator(paths, device=device)
-    info = model_info(paths, tr)
+    translator = translator or Translator(paths, device=device)
+    info = model_info(paths, translator)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        app.state.batcher = Batcher(lambda s, o: decode(tr, s, o), limits)
+        app.state.batcher = Batcher(lambda s, o: decode(translator, s, o), limits)
         app.state.batcher.start()
         yield
         await app.state.batcher.stop()
@@ -303,7 +304,7 @@ def create_app(model: str | Path | list, device: str = "cpu",
     @app.post("/translate")
     async def translate(request: Request) -> JSONResponse:
         try:
-            sentences, opts = parse_request(await request.body(), limits, tr.attends)
+            sentences, opts = parse_request(await request.body(), limits, translator.attends)
             futures = app.state.batcher.submit(sentences, opts)
         except HTTPProblem as e:
             return problem(e)

@@ -6,10 +6,11 @@ The tarball's two gzip members are read in step.
 Nothing is extracted to disk: each member is inflated straight out of the tar, in a thread of
 its own (zlib releases the GIL, so the two inflate on two cores while the main thread matches).
 Lines are handled a block at a time: the English regex runs over a whole block in one C-level
-`finditer`, and only the lines it hits are looked up on the French side. `filter_pairs_naive`
-is the plain line-by-line loop this must agree with; the tests hold them against each other.
-The zip (a few MB) has one text member of `English<TAB>French[<TAB>attribution]` lines; its
-pairs go through that same loop, with each pair's line number in the member as its `line`.
+`finditer`, and only the lines it hits are looked up on the French side. `filter_lines` is
+the lesson's plain line-by-line loop, which the block-wise reading must agree with (the tests
+hold them against each other). The zip (a few MB) has one text member of
+`English<TAB>French[<TAB>attribution]` lines, read whole and filtered by `filter_lines`, with
+each pair's line number in the member as its `line`.
 Real archives hold more than the data: directory entries, members in a folder, macOS resource
 forks (`__MACOSX/`, `._*`), a BOM, CRLF line ends, empty lines; each is read or refused below.
 """
@@ -137,13 +138,6 @@ def read_zip_pairs(path: str | Path, name: str | None = None
         fr.append(cols[1])
         numbers.append(n)
     return en, fr, numbers, member
-
-
-def check_tarball(path: str | Path, name: str | None = None) -> None:
-    """Fail with one line unless `path` is a tar holding the two Giga-fren members.
-
-    `name` is what the message calls the file (where it came from), `path` by default."""
-    _tar_members(path, name or str(path))
 
 
 def _tar_members(path: str | Path, name: str) -> tuple[str, str]:
@@ -320,7 +314,7 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
         raise PipelineError(f"filter: invalid regex ({e})") from None
     if is_zip(tar_path):
         en_lines, fr_lines, numbers, member = read_zip_pairs(tar_path)
-        kept = filter_pairs_naive(en_lines, fr_lines, en_regex, fr_regex)
+        kept = filter_lines(en_lines, fr_lines, en_regex, fr_regex)
         if not kept:
             raise PipelineError(
                 f"{tar_path}: the filter kept no pairs of {len(en_lines)} lines "
@@ -367,9 +361,11 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
     return FilterResult(pairs=pairs, lines=en.line, source=f"{en_member} + {fr_member}")
 
 
-def filter_pairs_naive(en_lines: list[str], fr_lines: list[str], en_regex: str,
+def filter_lines(en_lines: list[str], fr_lines: list[str], en_regex: str,
                        fr_regex: str) -> list[tuple[int, str, str]]:
-    """The lesson's loop, one line at a time: the reference `filter_pairs` must agree with."""
+    """The lesson's loop, one line at a time, over lines already in memory (the zip's): the
+    numbered (line, fr, en) pairs both regexes match. The tarball's block-wise reading must
+    keep exactly these."""
     rx_en, rx_fr = re.compile(en_regex), re.compile(fr_regex)
     out = []
     for i, (e, f) in enumerate(zip(en_lines, fr_lines)):

@@ -38,15 +38,15 @@ def truecaser(best: dict[str, str]):  # noqa: ANN201 - sacremoses' MosesTruecase
     """A MosesTruecaser holding `best` (what train_truecaser returned)."""
     from sacremoses import MosesTruecaser
 
-    tc = MosesTruecaser()
-    tc.model = {"best": best, "known": Counter()}
-    return tc
+    model = MosesTruecaser()
+    model.model = {"best": best, "known": Counter()}
+    return model
 
 
-def truecase(tokens: list[str], tc) -> list[str]:  # noqa: ANN001
+def truecase(tokens: list[str], casing) -> list[str]:  # noqa: ANN001
     """The tokens, each in its best form: Moses' truecase.perl, as sacremoses applies it
     (a word it does not know stays as it is)."""
     if not tokens:
         return tokens
-    out = tc.truecase(" ".join(tokens))
+    out = casing.truecase(" ".join(tokens))
     return out if len(out) == len(tokens) else tokens  # a token it would split: as it is

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pipeline.data.batches import Batch, Split, to_device
 from pipeline.data.vocab import BOS, EOS
 from pipeline.models.decoder import Decoder, DecoderState, select_state
+from pipeline.params import EvaluateParams
 
 
 class Ensemble(torch.nn.Module):
@@ -51,17 +52,20 @@ CHECK_EVERY = 8  # greedy reads "all finished?" back from the device once every 
 @dataclass(frozen=True)
 class OutputLimit:
     """How many steps a row may decode: a * source length + b, at most `cap` (fairseq's
-    --max-len-a / --max-len-b). The source length counts the source's ids (its _eos_ too)."""
+    --max-len-a / --max-len-b). The source length counts the source's ids (its _eos_ too).
+    No defaults here: evaluate.max_len_* (pipeline/params.py) are the defaults of evaluate,
+    translate and serve alike (`of`)."""
 
-    a: float = 1.5
-    b: int = 5
-    cap: int = 200
+    a: float
+    b: int
+    cap: int
+
+    @classmethod
+    def of(cls, evaluate: EvaluateParams) -> OutputLimit:
+        return cls(evaluate.max_len_a, evaluate.max_len_b, evaluate.max_len_cap)
 
     def __call__(self, src_len: Sequence[int]) -> list[int]:
         return [max(1, min(self.cap, int(self.a * n + self.b))) for n in src_len]
-
-
-DEFAULT_LIMIT = OutputLimit()  # evaluate's and translate's defaults
 
 
 def _limits(max_len: int | Sequence[int], b: int) -> list[int]:
@@ -140,9 +144,10 @@ def _extend(scores: torch.Tensor, logp: torch.Tensor, k: int) -> tuple[torch.Ten
 
 @torch.no_grad()
 def beam_search(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
-                max_len: int | Sequence[int], beam_size: int, alpha: float = 0.0,
+                max_len: int | Sequence[int], beam_size: int, alpha: float,
                 n_best: int = 1) -> list[list[Hypothesis]]:
-    """Batched beam search; the `n_best` best hypotheses of each row, best first.
+    """Batched beam search; the `n_best` best hypotheses of each row, best first. `alpha`
+    (GNMT's length penalty) has no default here: each caller says which it uses.
 
     Each step takes the 2K best extensions of the K live hypotheses: an extension by _eos_
     among the best K finishes a hypothesis (it leaves the beam), and the best K others live on,
@@ -232,9 +237,10 @@ def forced_attention(model: Decoder, src: torch.Tensor, src_len: torch.Tensor,
 
 
 def translate_batches(model: Decoder, batches: Iterator[Batch], n: int,
-                      limit: OutputLimit, device: torch.device, beam_size: int = 1,
-                      alpha: float = 0.0) -> list[list[int]]:
-    """The best hypothesis of every row (by each batch's `index`), greedy for beam_size 1."""
+                      limit: OutputLimit, device: torch.device, beam_size: int,
+                      alpha: float) -> list[list[int]]:
+    """The best hypothesis of every row (by each batch's `index`), greedy for beam_size 1
+    (which reads no `alpha`)."""
     hyps: list[list[int]] = [[] for _ in range(n)]
     for batch in batches:
         max_len = limit(batch.src_len.tolist())  # lengths from the host's copy: no sync
@@ -250,8 +256,8 @@ def translate_batches(model: Decoder, batches: Iterator[Batch], n: int,
 
 
 def translate_split(model: Decoder, split: Split, batch_size: int,
-                    limit: OutputLimit, device: torch.device, beam_size: int = 1,
-                    alpha: float = 0.0) -> list[list[int]]:
+                    limit: OutputLimit, device: torch.device, beam_size: int,
+                    alpha: float) -> list[list[int]]:
     """The best hypothesis for every row of the split, in the split's order."""
     return translate_batches(model, split.sorted(batch_size), len(split), limit, device,
                              beam_size, alpha)

@@ -15,7 +15,6 @@ from pipeline.data.tokenize import CAPS, tokenize
 from pipeline.data.truecase import truecase, truecaser
 from pipeline.data.vocab import EOS, UNK, ids_to_tokens
 from pipeline.decoding.search import (
-    DEFAULT_LIMIT,
     Ensemble,
     Hypothesis,
     OutputLimit,
@@ -26,8 +25,12 @@ from pipeline.decoding.search import (
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
 from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
-from pipeline.params import TokenizeParams, from_dict
+from pipeline.params import EvaluateParams, TokenizeParams, from_dict
 from pipeline.runtime import pick_device
+
+# The search settings evaluate uses (params.yaml's evaluate section) are translate's defaults
+DEFAULTS = EvaluateParams()
+LIMIT = OutputLimit.of(DEFAULTS)
 
 
 class Translator:
@@ -67,7 +70,7 @@ class Translator:
         return [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
 
     def search(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
-               alpha: float = 0.0, n_best: int = 1, limit: OutputLimit = DEFAULT_LIMIT,
+               alpha: float = DEFAULTS.alpha, n_best: int = 1, limit: OutputLimit = LIMIT,
                scored: bool = False) -> list[list[Hypothesis]]:
         """The n_best hypotheses of each sentence ([] for an empty line), in input order;
         each decodes up to `limit` of its own length. Greedy search (beam 1, one best) leaves
@@ -116,7 +119,8 @@ class Translator:
         return out
 
     def translate(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
-                  alpha: float = 0.0, tokens: bool = False, limit: OutputLimit = DEFAULT_LIMIT
+                  alpha: float = DEFAULTS.alpha, tokens: bool = False,
+                  limit: OutputLimit = LIMIT
                   ) -> list[str]:
         """One line per sentence: text a person reads, or the model's tokens (`tokens`)."""
         lines = []
@@ -138,14 +142,14 @@ _PUNCT = {"?", "!", ".", "..."}
 _JOIN = {"gon": "na", "wan": "na", "got": "ta"}
 
 
-def to_text(tokens: list[str], tc=None) -> str:  # noqa: ANN001 - a MosesTruecaser
-    """English text from the model's tokens: words in their usual case (the truecaser `tc`,
+def to_text(tokens: list[str], casing=None) -> str:  # noqa: ANN001 - a MosesTruecaser
+    """English text from the model's tokens: words in their usual case (the casing `casing`,
     pipeline/data/truecase.py: "tom" -> "Tom"), the t_up marker applied, spaCy's contraction splits
     joined, Moses' detokenizer for the spacing, repeated final punctuation collapsed, "i" and
     the first letter capitalized."""
-    if tc is not None:  # words after t_up keep their form: they become capitals below
+    if casing is not None:  # words after t_up keep their form: they become capitals below
         tokens = [t if i and tokens[i - 1] == CAPS else c
-                  for i, (t, c) in enumerate(zip(tokens, truecase(tokens, tc)))]
+                  for i, (t, c) in enumerate(zip(tokens, truecase(tokens, casing)))]
     words: list[str] = []
     caps = False
     for tok in tokens:

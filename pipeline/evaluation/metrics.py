@@ -95,9 +95,10 @@ def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
 
 
 def translate_tokens(model: Model, whole: Split, vocab_en: list[str], batch_size: int,
-                     limit: OutputLimit, device: torch.device, beam_size: int = 1,
-                     alpha: float = 0.0) -> list[list[str]]:
-    """Every source of the split translated (greedy, or beam search), as output tokens."""
+                     limit: OutputLimit, device: torch.device, beam_size: int,
+                     alpha: float) -> list[list[str]]:
+    """Every source of the split translated (greedy for beam_size 1, or beam search with
+    length penalty `alpha`), as output tokens."""
     ids = translate_split(model, whole, batch_size, limit, device, beam_size, alpha)
     return [ids_to_tokens(h, vocab_en) for h in ids]
 
@@ -111,8 +112,8 @@ class Outputs:
     text: list[str]
 
 
-def outputs_of(hypotheses: list[list[str]], tc) -> Outputs:  # noqa: ANN001 - MosesTruecaser
-    return Outputs([" ".join(h) for h in hypotheses], [to_text(h, tc) for h in hypotheses])
+def outputs_of(hypotheses: list[list[str]], casing) -> Outputs:  # noqa: ANN001 - MosesTruecaser
+    return Outputs([" ".join(h) for h in hypotheses], [to_text(h, casing) for h in hypotheses])
 
 
 def scores(out: Outputs, whole: WholeSet, suffix: str = ""
@@ -130,14 +131,15 @@ def scores(out: Outputs, whole: WholeSet, suffix: str = ""
                     "bleu_tok_signature": bt_sig}
 
 
-def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], tc,  # noqa: ANN001
+def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], casing,  # noqa: ANN001
                   batch_size: int, limit: OutputLimit, device: torch.device
                   ) -> dict[str, float]:
     """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole
     validation sources, standard BLEU on the printed text): what train.keep reads after every
     epoch."""
-    hyps = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device)
-    s, _ = scores(outputs_of(hyps, tc), whole)
+    hyps = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device,
+                            beam_size=1, alpha=0.0)  # greedy reads no alpha
+    s, _ = scores(outputs_of(hyps, casing), whole)
     return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
 
 

@@ -45,22 +45,22 @@ class EvalPaths:
 
 
 def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
-    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
-    rt = variant_runtime(params, variant)
-    set_threads(rt.threads)
-    device = pick_device(rt.device, "runtime.device")
+    evaluate: EvaluateParams = section(params, "evaluate", EvaluateParams)
+    runtime = variant_runtime(params, variant)
+    set_threads(runtime.threads)
+    device = pick_device(runtime.device, "runtime.device")
     if device.type == "cuda":  # the GPU this variant trained on (runtime.first_gpu)
-        device = torch.device("cuda", rt.first_gpu)
+        device = torch.device("cuda", runtime.first_gpu)
     model, _, vocab_fr, vocab_en = load_model_dir(paths.models / variant, device)
-    tc = truecaser(read_json(paths.models / variant / TRUECASE_FILE))
+    cased = truecaser(read_json(paths.models / variant / TRUECASE_FILE))
     _, valid, test = load_splits(paths.ids)
     tokens = pd.read_parquet(paths.tokens).set_index("line")
     questions = pd.read_parquet(paths.questions).set_index("line")
-    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
+    limit = OutputLimit.of(evaluate)
     out = paths.reports / variant
     (out / "translations").mkdir(parents=True, exist_ok=True)
-    metrics: dict = {"val_loss_lesson": lesson_val_loss(model, valid, ev.batch_size, device),
-                     "val_loss": validation_loss(model, valid, ev.batch_size, device)}
+    metrics: dict = {"val_loss_lesson": lesson_val_loss(model, valid, evaluate.batch_size, device),
+                     "val_loss": validation_loss(model, valid, evaluate.batch_size, device)}
     seconds, texts, sigs = {}, {}, {}
     for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
         if not len(pairs):
@@ -70,10 +70,10 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
         # length percentile for training (the losses use those).
         whole = whole_set(pairs, tokens, questions, vocab_fr)
         write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
-        for search, beam in (("greedy", 1), ("beam", ev.beam_size)):
+        for search, beam in (("greedy", 1), ("beam", evaluate.beam_size)):
             t0 = time.perf_counter()
-            hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size,
-                                               limit, device, beam, ev.alpha), tc)
+            hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, evaluate.batch_size,
+                                               limit, device, beam, evaluate.alpha), cased)
             seconds[f"{name}_{search}"] = time.perf_counter() - t0
             found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
             metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
@@ -83,25 +83,25 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
         if name == "valid":
             scored_valid = whole
         else:
-            metrics["test_loss"] = validation_loss(model, test, ev.batch_size, device)
+            metrics["test_loss"] = validation_loss(model, test, evaluate.batch_size, device)
     trained = read_json(paths.models / variant / "train.json")
-    metrics.update(sigs, **other_metrics(model, valid, scored_valid, texts, seconds, ev, limit,
-                                         device, trained))
+    metrics.update(sigs, **other_metrics(model, valid, scored_valid, texts, seconds, evaluate,
+                                         limit, device, trained))
     write_json(paths.metrics.format(variant=variant), metrics)
     print(f"evaluate@{variant}: " + ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-    write_samples(scored_valid, texts, ev.samples, out / "samples.tsv")
+    write_samples(scored_valid, texts, evaluate.samples, out / "samples.tsv")
     write_heatmaps(model, scored_valid.split, vocab_fr, vocab_en, limit, device,
-                   min(ev.heatmaps, len(valid)), out / "attention")
+                   min(evaluate.heatmaps, len(valid)), out / "attention")
 
 
 def other_metrics(model: Model, valid: Split, scored_valid: WholeSet, texts: dict,
-                  seconds: dict, ev: EvaluateParams, limit: OutputLimit, device: torch.device,
+                  seconds: dict, evaluate: EvaluateParams, limit: OutputLimit, device: torch.device,
                   trained: dict) -> dict:
     """The metrics beside the scores: the search settings, what training kept (train.json),
     decoding speed, the search check and BLEU by source length."""
     return {
-        "beam": {"size": ev.beam_size, "alpha": ev.alpha},
+        "beam": {"size": evaluate.beam_size, "alpha": evaluate.alpha},
         "epochs": trained["epochs"],
         "best_epoch": trained["best_epoch"],  # whose weights these are (train.keep)
         "stopped_epoch": trained["stopped_epoch"],  # where training ended
@@ -112,8 +112,8 @@ def other_metrics(model: Model, valid: Split, scored_valid: WholeSet, texts: dic
             search: round(len(valid) / seconds[f"valid_{search}"], 1)
             for search in ("greedy", "beam")},
         # the searches' own figures against the model's teacher-forced forward (the gate)
-        "search_check": search_check(model, scored_valid.split, ev.batch_size, limit, device,
-                                     ev.beam_size, ev.alpha),
+        "search_check": search_check(model, scored_valid.split, evaluate.batch_size, limit, device,
+                                     evaluate.beam_size, evaluate.alpha),
         "bleu_by_source_length": bleu_by_length(
             [len(t) for t in scored_valid.sources],
             {s: texts["valid", s] for s in ("greedy", "beam")}, scored_valid.text_refs),

@@ -68,7 +68,7 @@ def search_check(model: Model, split: Split, batch_size: int, limit: OutputLimit
         max_len = limit(batch.src_len.tolist())
         b = batch.to(device)
         greedy_out, _ = greedy(model, b.src, b.src_len, max_len)
-        ones = beam_search(model, b.src, b.src_len, max_len, 1)
+        ones = beam_search(model, b.src, b.src_len, max_len, 1, alpha=0.0)
         bests = [h[0] for h in beam_search(model, b.src, b.src_len, max_len, beam_size, alpha)]
         ended = [len(h) < n for h, n in zip(greedy_out, max_len)]
         forced_g = forced_log_probs(model, b.src, b.src_len, greedy_out, ended)

@@ -35,7 +35,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, fp: str) -> dict | None:
+def load_checkpoint(path: Path, tag: str) -> dict | None:
     if not path.exists():
         return None
     try:
@@ -43,7 +43,7 @@ def load_checkpoint(path: Path, fp: str) -> dict | None:
     except Exception as e:  # a damaged checkpoint: say so, start over
         print(f"train: ignoring unreadable checkpoint {path} ({e})")
         return None
-    if state.get("fingerprint") != fp:
+    if state.get("fingerprint") != tag:
         print(f"train: {path} is from other params or data; starting over")
         return None
     return state

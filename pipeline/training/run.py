@@ -22,7 +22,7 @@ from pipeline.params import EvaluateParams, RuntimeConfig, TokenizeParams, secti
 from pipeline.runtime import pick_device, set_threads
 from pipeline.training import distributed
 from pipeline.training.checkpoints import fingerprint, load_checkpoint
-from pipeline.training.train import fit, prepare
+from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare
 
 
 @dataclass(frozen=True)
@@ -42,47 +42,48 @@ def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str
     """Train `variant`. With runtime.processes > 1 and not started by a launcher, start
     `command` (this stage again) on that many processes under PyTorch's elastic launcher and
     wait; started by one (that one or torchrun), be one of them: only the first one writes."""
-    rt = variant_runtime(params, variant)
-    if rt.processes > 1 and not distributed.in_worker():
+    runtime = variant_runtime(params, variant)
+    if runtime.processes > 1 and not distributed.in_worker():
         # this process only starts the others and waits: they are this script again
-        distributed.launch(rt.processes, command, f"train@{variant}")
+        distributed.launch(runtime.processes, command, f"train@{variant}")
         return
-    world, device = distributed.init(pick_device(rt.device, "runtime.device"), rt.timeout,
-                                     rt.first_gpu)
+    world, device = distributed.init(pick_device(runtime.device, "runtime.device"),
+                                     runtime.timeout, runtime.first_gpu)
     with distributed.process_group(world):
-        train_variant(params, variant, world, device, rt, paths)
+        train_variant(params, variant, world, device, runtime, paths)
 
 
 def train_variant(params: dict, variant: str, world: distributed.World,
-                  device: torch.device, rt: RuntimeConfig, paths: TrainPaths) -> None:
-    mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, digest = prepare(
-        params, variant, paths.processed)
-    ev: EvaluateParams = section(params, "evaluate", EvaluateParams)
+                  device: torch.device, runtime: RuntimeConfig, paths: TrainPaths) -> None:
+    ready = prepare(params, variant, paths.processed)
+    model, valid, vocab_en = ready.model, ready.valid, ready.vocab_en
+    evaluate: EvaluateParams = section(params, "evaluate", EvaluateParams)
     # val_bleu and val_chrf after every epoch, as the evaluate stage scores them (fit calls
     # this in the first process only and hands the scores to the others)
     whole = whole_set(valid, pd.read_parquet(paths.tokens).set_index("line"),
-                      pd.read_parquet(paths.questions).set_index("line"), vocab_fr)
-    limit = OutputLimit(ev.max_len_a, ev.max_len_b, ev.max_len_cap)
-    tc = truecaser(read_json(paths.truecase))
+                      pd.read_parquet(paths.questions).set_index("line"), ready.vocab_fr)
+    limit = OutputLimit.of(evaluate)
+    cased = truecaser(read_json(paths.truecase))
 
     def score(m: Model) -> dict[str, float]:
-        return greedy_scores(m, whole, vocab_en, tc, ev.batch_size, limit, device)
-    if world.size > 1 and rt.threads == 0 and device.type == "cpu":
+        return greedy_scores(m, whole, vocab_en, cased, evaluate.batch_size, limit, device)
+    if world.size > 1 and runtime.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))
     # the runtime section may change on a resume; the scores' definition decides which epoch
     # is kept, so it may not
-    fp = fingerprint(mcfg, tcfg, digest,
-                     {k: getattr(ev, k) for k in ("max_len_a", "max_len_b", "max_len_cap")})
-    checkpoint = paths.checkpoints / f"{variant}.pt"
+    tag = fingerprint(ready.model_cfg, ready.train_cfg, ready.data_digest,
+                      {k: getattr(evaluate, k) for k in ("max_len_a", "max_len_b", "max_len_cap")})
+    path = paths.checkpoints / f"{variant}.pt"
     # the first process reads the checkpoint and hands it to the others
-    state = distributed.from_main(load_checkpoint(checkpoint, fp) if world.main else None, world)
+    state = distributed.from_main(load_checkpoint(path, tag) if world.main else None, world)
+    checkpoint = Checkpointing(path, tag, state)
+    run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world)
     distributed.main_print(
         world, f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{len(train):,} train / {len(valid):,} valid pairs, device {device.type}"
+        f"{len(ready.train):,} train / {len(valid):,} valid pairs, device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))
     if not world.main:  # only the first process writes
-        fit(model, train, valid, tcfg, device, checkpoint, fp, state, world=world, score=score,
-            rt=rt)
+        fit(run, checkpoint, score)
         return
     with Live(str(paths.dvclive / variant), resume=state is not None, dvcyaml=None, report=None,
               save_dvc_exp=False) as live:
@@ -93,12 +94,11 @@ def train_variant(params: dict, variant: str, world: distributed.World,
                 live.log_metric(key, values[key])
             live.next_step()
 
-        result = fit(model, train, valid, tcfg, device, checkpoint, fp, state, log, world=world,
-                     score=score, rt=rt)
-    config = model_config(mcfg, section(params, "tokenize", TokenizeParams),
-                          model.tgt_emb.embedding_dim, max_len(train.src + valid.src),
-                          max_len(train.tgt + valid.tgt))
-    save_model_dir(paths.models / variant, model, config, vocab_fr, vocab_en,
+        result = fit(run, checkpoint, score, log)
+    config = model_config(ready.model_cfg, section(params, "tokenize", TokenizeParams),
+                          model.tgt_emb.embedding_dim, max_len(ready.train.src + valid.src),
+                          max_len(ready.train.tgt + valid.tgt))
+    save_model_dir(paths.models / variant, model, config, ready.vocab_fr, vocab_en,
                    extra={"train.json": result,  # and the truecaser translate uses:
                           TRUECASE_FILE: read_json(paths.truecase)})
-    checkpoint.unlink(missing_ok=True)  # finished: the next run starts fresh
+    path.unlink(missing_ok=True)  # finished: the next run starts fresh

@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from pipeline.data.batches import Batch, Split
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import loss_sums
 from pipeline.models.decoder import Model
-from pipeline.params import RuntimeConfig, TrainConfig
+from pipeline.params import ModelConfig, RuntimeConfig, TrainConfig
 from pipeline.runtime import set_tf32, set_threads
 from pipeline.training.checkpoints import file_digest, restore_rng, rng_state, save_checkpoint
 from pipeline.training.cuda_graphs import CapturedSteps, uses_graphs
@@ -43,8 +44,32 @@ READ_EVERY = 50  # training steps between reads of the running loss from the dev
 Step = Callable[[Batch, list[bool]], torch.Tensor]  # one training step: the batch's loss
 
 
+@dataclass
+class TrainingRun:
+    """What one training run is: the model, its data, its training config and where and how
+    it runs (the device, runtime section and processes)."""
+
+    model: Model
+    train: Split
+    valid: Split
+    cfg: TrainConfig
+    device: torch.device
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    world: World = ONE
+
+
+@dataclass
+class Checkpointing:
+    """Where the run's checkpoint is written after every epoch, the fingerprint that tags it
+    (a checkpoint of other params is never resumed), and the state to resume from."""
+
+    path: Path
+    fingerprint: str
+    state: dict | None = None  # a loaded checkpoint (checkpoints.load_checkpoint)
+
+
 def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
-                 device: torch.device, train: Split, world: World, rt: RuntimeConfig
+                 device: torch.device, train: Split, world: World, runtime: RuntimeConfig
                  ) -> tuple[Step, CapturedSteps | None]:
     """How one step runs here: replayed CUDA graphs (one CUDA process), the eager step (the
     CPU, or graphs off), or each process's share of the batch under DistributedDataParallel.
@@ -58,45 +83,44 @@ def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
         def shared(batch: Batch, force: list[bool]) -> torch.Tensor:
             part, per = batch_share(batch, cfg, world)
             return train_step(model, part.to(device), opt, cfg, device, force, loss_of, per)
-    captured = uses_graphs(model, cfg, device, rt.cuda_graphs) and world.size == 1
-    if device.type == "cuda" and rt.cuda_graphs and not captured and world.main:
+    captured = uses_graphs(model, cfg, device, runtime.cuda_graphs) and world.size == 1
+    if device.type == "cuda" and runtime.cuda_graphs and not captured and world.main:
         print("train: CUDA graphs off: " + (
             "training under DistributedDataParallel runs eagerly" if world.size > 1 else
             "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
             "training eagerly"))
     if captured:
         steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths(),
-                              bucket=rt.bucket)
+                              bucket=runtime.bucket)
         return steps, steps
     if world.size > 1:
         return shared, None
     return lambda batch, force: train_step(model, batch.to(device), opt, cfg, device, force), None
 
 
-def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torch.device,
-        checkpoint: Path, fp: str, state: dict | None = None,
-        log: Callable[[dict], None] | None = None, stop_after: int | None = None,
-        world: World = ONE, score: Callable[[Model], dict[str, float]] | None = None,
-        rt: RuntimeConfig | None = None) -> dict:
-    """Train for cfg.epochs, starting from `state` (a loaded checkpoint) when given, and leave
-    the model with the weights of the epoch that cfg.keep picks.
+def fit(run: TrainingRun, checkpoint: Checkpointing,
+        score: Callable[[Model], dict[str, float]] | None = None,
+        log: Callable[[dict], None] | None = None, pause_after: int | None = None) -> dict:
+    """Train for cfg.epochs, from the checkpoint's state when it has one, and leave the model
+    with the weights of the epoch that cfg.keep picks.
 
     After every epoch the validation loss is computed, `score(model)` adds its scores
-    (val_bleu, val_chrf) to the epoch's history, a checkpoint tagged `fp` is written to
-    `checkpoint` (holding the best weights so far too), and `log(values)` is called. With
-    cfg.patience, training stops once cfg.keep has not improved for that many epochs.
-    `stop_after` ends this call after that many epochs (tests of resuming use it). With
-    several processes (`world`) only the first writes, logs, shows progress and scores. `rt`
-    gives runtime.cuda_graphs, bucket and tf32. Returns train.json's record (finish, below).
+    (val_bleu, val_chrf) to the epoch's history, `log(values)` is called and the checkpoint
+    is written (holding the best weights so far too). With cfg.patience, training stops once
+    cfg.keep has not improved for that many epochs. `pause_after` ends this call after that
+    many epochs, as a kill would: a later call resumes from the checkpoint. With several
+    processes (run.world) only the first writes, logs, shows progress and scores. Returns
+    train.json's record (finish, below).
     """
+    model, train, valid, cfg, device = run.model, run.train, run.valid, run.cfg, run.device
+    world, state = run.world, checkpoint.state
     check_precision(model, cfg, device)
     if cfg.keep in ("val_bleu", "val_chrf") and score is None:
         raise PipelineError(f"train.keep: {cfg.keep} needs the validation scores, and this "
                             "run computes none (keep val_loss or last)")
     model.to(device)
-    rt = rt or RuntimeConfig()
     if device.type == "cuda":
-        set_tf32(rt.tf32)
+        set_tf32(run.runtime.tf32)
     opt = make_optimizer(model, cfg, device)
     start, history, seconds, best = 0, [], 0.0, None
     if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
@@ -108,8 +132,8 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         start, history, seconds = state["epoch"], state["history"], state["seconds"]
         best = state.get("best")
         if world.main:
-            print(f"train: resuming after epoch {start} from {checkpoint}")
-    step, steps = make_stepper(model, opt, cfg, device, train, world, rt)
+            print(f"train: resuming after epoch {start} from {checkpoint.path}")
+    step, steps = make_stepper(model, opt, cfg, device, train, world, run.runtime)
     for epoch in range(start, cfg.epochs):
         if stops_early(history, cfg):  # also when resuming a run that had decided to stop
             break
@@ -132,14 +156,14 @@ def fit(model: Model, train: Split, valid: Split, cfg: TrainConfig, device: torc
         rngs = gather(rng_state(device), world)  # every process's, for an exact resume
         if world.main:
             end_of_epoch(history, cfg, seconds, log)
-            save_checkpoint(checkpoint, {
-                "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), **rngs[0],
+            save_checkpoint(checkpoint.path, {
+                "fingerprint": checkpoint.fingerprint, "epoch": epoch + 1,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), **rngs[0],
                 **({"rank_rng": rngs} if world.size > 1 else {}),
                 "history": history, "seconds": seconds,
                 **({"best": best} if best is not None else {}),
             })
-        if stop_after is not None and epoch + 1 - start >= stop_after:
+        if pause_after is not None and epoch + 1 - start >= pause_after:
             break
     return finish(model, history, seconds, best, cfg, world, steps, score is not None)
 
@@ -234,20 +258,31 @@ def stops_early(history: list[dict], cfg: TrainConfig) -> bool:
     return history[-1]["epoch"] - kept_epoch(history, cfg.keep) >= cfg.patience
 
 
-def prepare(params: dict, variant: str, processed: str | Path):
-    """Configs, data splits, vocabularies and a freshly built model for `variant`.
+@dataclass
+class Prepared:
+    """A variant ready to train: its configs, data, vocabularies and freshly built model."""
 
-    Returns (model_cfg, train_cfg, train, valid, vocab_fr, vocab_en, model, data_digest).
-    """
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    train: Split
+    valid: Split
+    vocab_fr: list[str]
+    vocab_en: list[str]
+    model: Model
+    data_digest: str  # of the processed files it read (the checkpoint's fingerprint has it)
+
+
+def prepare(params: dict, variant: str, processed: str | Path) -> Prepared:
+    """Configs, data splits, vocabularies and a freshly built model for `variant`."""
     from pipeline.data.batches import load_splits
     from pipeline.files import read_json
     from pipeline.models.build import build_model
     from pipeline.params import variant_configs, variant_runtime
 
     processed = Path(processed)
-    mcfg, tcfg = variant_configs(params, variant)
+    model_cfg, train_cfg = variant_configs(params, variant)
     set_threads(variant_runtime(params, variant).threads)
-    torch.manual_seed(tcfg.seed)
+    torch.manual_seed(train_cfg.seed)
     files = [processed / n for n in ("ids.parquet", "emb_fr.npy", "emb_en.npy")]
     for f in files:
         if not f.exists():
@@ -256,5 +291,7 @@ def prepare(params: dict, variant: str, processed: str | Path):
     vocab_fr = read_json(processed / "vocab_fr.json")
     vocab_en = read_json(processed / "vocab_en.json")
     emb_fr, emb_en = (torch.from_numpy(np.load(f)) for f in files[1:])
-    model = build_model(mcfg, len(vocab_fr), len(vocab_en), emb_fr.shape[1], emb_fr, emb_en)
-    return mcfg, tcfg, train, valid, vocab_fr, vocab_en, model, file_digest(*files)
+    model = build_model(model_cfg, len(vocab_fr), len(vocab_en), emb_fr.shape[1], emb_fr,
+                        emb_en)
+    return Prepared(model_cfg, train_cfg, train, valid, vocab_fr, vocab_en, model,
+                    file_digest(*files))

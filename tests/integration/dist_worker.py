@@ -32,7 +32,7 @@ from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
 from pipeline.training import distributed  # noqa: E402
 from pipeline.training.checkpoints import load_checkpoint  # noqa: E402
-from pipeline.training.train import fit  # noqa: E402
+from pipeline.training.train import Checkpointing, TrainingRun, fit  # noqa: E402
 
 SRC_V, TGT_V, EMB = 40, 30, 16
 
@@ -93,14 +93,14 @@ def main() -> None:
             with open(log_file, "a") as f:
                 f.write(json.dumps(values) + "\n")
 
+        run = TrainingRun(model, pairs(args.pairs, 1), pairs(12, 2), cfg, device, world=world)
         if args.raise_on_rank is not None:  # a failure of one process, not of the others
-            fit(model, pairs(args.pairs, 1), pairs(12, 2), cfg, device, checkpoint, "fp",
-                state, log, 1, world, score)
+            fit(run, Checkpointing(checkpoint, "fp", state), score, log, pause_after=1)
             if world.rank == args.raise_on_rank:
                 raise PipelineError("made-up failure in one process")
 
-        fit(model, pairs(args.pairs, 1), pairs(12, 2), cfg, device, checkpoint, "fp", state,
-            log, args.stop_after, world, score)  # fit logs and checkpoints on rank 0 only
+        # fit logs and checkpoints on rank 0 only
+        fit(run, Checkpointing(checkpoint, "fp", state), score, log, args.stop_after)
         if world.main:
             torch.save(model.state_dict(), args.out / "weights.pt")
 

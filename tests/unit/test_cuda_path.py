@@ -35,7 +35,7 @@ from pipeline.training.cuda_graphs import CapturedSteps, bucket, pad_batch
 from pipeline.training.distributed import ONE
 from pipeline.training.optimizer import make_optimizer, restore_optimizer, set_lr
 from pipeline.training.step import check_precision, loss_backward, train_step
-from pipeline.training.train import fit
+from pipeline.training.train import Checkpointing, TrainingRun, fit
 
 CPU = torch.device("cpu")
 
@@ -214,8 +214,9 @@ def test_bf16_on_cuda_is_refused_for_the_gru_variants_with_the_reason() -> None:
     model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
     with pytest.raises(PipelineError, match="train.precision: bf16 is refused on CUDA for a "
                        "GRU model: cuDNN's RNNs autocast to fp16"):
-        fit(model, Split(ids), Split(ids), TrainConfig(precision="bf16"), torch.device("cuda"),
-            None, "fp")  # refused before anything touches the device
+        fit(TrainingRun(model, Split(ids), Split(ids), TrainConfig(precision="bf16"),
+                        torch.device("cuda")), Checkpointing(None, "fp"))  # refused before
+        # anything touches the device
     bf16 = TrainConfig(precision="bf16")
     for variant in variant_names(kind="gru"):
         with pytest.raises(PipelineError, match="bf16 is refused"):

@@ -26,7 +26,7 @@ from support.corpus import (
     tar_bytes,
 )
 
-from pipeline.data.corpus import check_corpus, filter_pairs, filter_pairs_naive
+from pipeline.data.corpus import check_corpus, filter_lines, filter_pairs
 from pipeline.data.embeddings import build_matrix, read_vectors, train_vectors
 from pipeline.data.tokenize import tokenize, tokenize_pairs
 from pipeline.data.vocab import (
@@ -221,7 +221,7 @@ def test_block_filter_agrees_with_line_by_line(tmp_path: Path, en_rx: str,
     en = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(500)]
     fr = [" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 6))) for _ in range(500)]
     r = filter_pairs(make_tarball(tmp_path / "r.tar", en, fr), en_rx, r"\w(.)")
-    expected = filter_pairs_naive(en, fr, en_rx, r"\w(.)")
+    expected = filter_lines(en, fr, en_rx, r"\w(.)")
     assert list(zip(r.pairs["line"], r.pairs["fr"], r.pairs["en"])) == expected
     assert len(expected) > 0
 

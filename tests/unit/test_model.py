@@ -19,7 +19,7 @@ from pipeline.models.build import build_model
 from pipeline.params import TrainConfig, variant_names
 from pipeline.training.checkpoints import load_checkpoint
 from pipeline.training.optimizer import one_cycle_lr, pr_force
-from pipeline.training.train import fit, kept_epoch, stops_early
+from pipeline.training.train import Checkpointing, TrainingRun, fit, kept_epoch, stops_early
 
 
 @pytest.mark.parametrize("variant", variant_names())
@@ -153,8 +153,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     def run(stop_after: int | None, ckpt: Path, state=None):
         torch.manual_seed(0)
         model = build_model(small_cfg("all"), SRC_V, TGT_V, EMB)
-        r = fit(model, train, valid, cfg, torch.device("cpu"), ckpt, "fp", state,
-                stop_after=stop_after)
+        r = fit(TrainingRun(model, train, valid, cfg, torch.device("cpu")),
+                Checkpointing(ckpt, "fp", state), pause_after=stop_after)
         return model, r
 
     whole, r_whole = run(None, tmp_path / "a.pt")
@@ -206,8 +206,8 @@ def test_fit_keeps_the_best_epoch_stops_with_patience_and_resumes(tmp_path: Path
     def run(ckpt: Path, scores: ScriptedScores, state=None, stop_after=None):
         torch.manual_seed(0)
         model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
-        r = fit(model, train, valid, cfg, torch.device("cpu"), ckpt, "fp", state,
-                stop_after=stop_after, score=scores)
+        r = fit(TrainingRun(model, train, valid, cfg, torch.device("cpu")),
+                Checkpointing(ckpt, "fp", state), scores, pause_after=stop_after)
         return model, r
 
     scores = ScriptedScores(bleus)
@@ -247,8 +247,8 @@ def test_without_patience_every_epoch_trains_and_the_best_is_kept(tmp_path: Path
         snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
         return {"val_bleu": 0.0, "val_chrf": next(chrfs)}
 
-    r = fit(model, toy_split(24, 1), toy_split(8, 2), cfg, torch.device("cpu"),
-            tmp_path / "c.pt", "fp", score=score)
+    r = fit(TrainingRun(model, toy_split(24, 1), toy_split(8, 2), cfg, torch.device("cpu")),
+            Checkpointing(tmp_path / "c.pt", "fp"), score)
     assert (r["epochs"], r["best_epoch"], r["stopped_early"]) == (3, 2, False)
     for name, w in model.state_dict().items():
         assert torch.equal(w, snapshots[1][name]), name
@@ -257,24 +257,28 @@ def test_without_patience_every_epoch_trains_and_the_best_is_kept(tmp_path: Path
 def test_keeping_by_a_score_needs_the_scores(tmp_path: Path) -> None:
     model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
     with pytest.raises(PipelineError, match="train.keep: val_bleu needs the validation scores"):
-        fit(model, toy_split(8, 1), toy_split(4, 2), TrainConfig(epochs=1), torch.device("cpu"),
-            tmp_path / "d.pt", "fp")
+        fit(TrainingRun(model, toy_split(8, 1), toy_split(4, 2), TrainConfig(epochs=1),
+                        torch.device("cpu")), Checkpointing(tmp_path / "d.pt", "fp"))
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("precision", "fp16", r"train\.precision: 'fp16' is not fp32 or bf16"),
-    ("label_smoothing", 1.0, r"train\.label_smoothing: 1\.0 is not in \[0, 1\)"),
-    ("keep", "bleu", r"train\.keep: 'bleu' is not one of val_bleu, val_chrf, val_loss, last"),
-    ("patience", -1, r"train\.patience: -1 is negative"),
-    ("epochs", 0, r"train\.epochs: 0 is not at least 1"),
+    ("precision", "fp16", r"train\.precision: 'fp16' is not one of fp32, bf16$"),
+    ("label_smoothing", 1.0,
+     r"train\.label_smoothing: 1\.0 is out of range \(must be in \[0, 1\)\)"),
+    ("keep", "bleu", r"train\.keep: 'bleu' is not one of val_bleu, val_chrf, val_loss, last$"),
+    ("patience", -1, r"train\.patience: -1 is out of range \(must be >= 0\)"),
+    ("epochs", 0, r"train\.epochs: 0 is out of range \(must be > 0\)"),
 ])
 def test_bad_train_params_name_the_param(field: str, value: object, message: str) -> None:
+    from pipeline.params import from_dict
+
     with pytest.raises(PipelineError, match=message):
-        TrainConfig(**{field: value})
+        from_dict(TrainConfig, {field: value}, "train")
 
 
 def test_a_bad_device_names_the_param() -> None:
-    from pipeline.params import RuntimeConfig
+    from pipeline.params import RuntimeConfig, from_dict
 
-    with pytest.raises(PipelineError, match=r"runtime\.device: 'tpu' is not auto, cpu or cuda"):
-        RuntimeConfig(device="tpu")
+    with pytest.raises(PipelineError,
+                       match=r"runtime\.device: 'tpu' is not one of auto, cpu, cuda"):
+        from_dict(RuntimeConfig, {"device": "tpu"}, "runtime")

@@ -132,7 +132,8 @@ def test_every_variant_shows_its_epochs_and_lr() -> None:
     ("vocab.valid_fraction", 0.0, "in (0, 1)"), ("vocab.valid_fraction", 1.0, "in (0, 1)"),
     ("tokenize.max_en_tokens", 0, "> 0"), ("train.batch_size", 0, "> 0"),
     ("train.epochs", 0, "> 0"), ("evaluate.beam_size", 0, "> 0"),
-    ("evaluate.alpha", -1.0, ">= 0"), ("runtime.bucket", 0, "> 0"),
+    ("evaluate.alpha", -1.0, "from 0 to 10"), ("evaluate.alpha", 11.0, "from 0 to 10"),
+    ("runtime.bucket", 0, "> 0"),
     ("runtime.processes", 0, "> 0"),
 ])
 def test_out_of_range_params_name_the_param(where: str, value: object, allowed: str) -> None:
@@ -195,12 +196,13 @@ def test_vocab_refuses_a_split_without_training_or_validation_pairs() -> None:
 
 
 @pytest.mark.parametrize("bad, words", [
-    ({"split": "random"}, "vocab.split: 'random' is not grouped or lesson"),
-    ({"valid_fraction": 1.5}, "vocab.valid_fraction: 1.5 is not in [0, 1)"),
+    ({"split": "random"}, "vocab.split: 'random' is not one of grouped, lesson"),
+    ({"valid_fraction": 1.5}, "vocab.valid_fraction: 1.5 is out of range (must be in (0, 1))"),
+    ({"test_fraction": 1.0}, "vocab.test_fraction: 1.0 is out of range (must be in [0, 1))"),
     ({"valid_fraction": 0.6, "test_fraction": 0.4}, "leaves no training pairs")])
 def test_bad_split_params_are_one_line(bad: dict, words: str) -> None:
     with pytest.raises(P.PipelineError) as e:
-        P.VocabParams(**bad)
+        P.from_dict(P.VocabParams, bad, "vocab")
     assert words in str(e.value) and "\n" not in str(e.value)
 
 

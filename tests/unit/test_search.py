@@ -62,7 +62,7 @@ def run(model: nn.Module, rows: int = 1, max_len: int = 10, **kw):
     src = torch.full((rows, 3), A)
     lens = torch.full((rows,), 3)
     g, _ = greedy(model, src, lens, max_len)
-    b = beam_search(model, src, lens, max_len, **kw)
+    b = beam_search(model, src, lens, max_len, **{"alpha": 0.0, **kw})
     return g, b
 
 
@@ -103,7 +103,7 @@ def test_each_row_stops_at_its_own_limit() -> None:
     src, lens = torch.full((3, 3), A), torch.full((3,), 3)
     g, _ = greedy(model, src, lens, [2, 5, 3])
     assert g == [[A] * 2, [A] * 5, [A] * 3]
-    b = beam_search(model, src, lens, [2, 5, 3], beam_size=2, n_best=2)
+    b = beam_search(model, src, lens, [2, 5, 3], beam_size=2, alpha=0.0, n_best=2)
     assert [[len(h.ids) for h in row] for row in b] == [[2, 2], [5, 5], [3, 3]]
     assert [row[0].ids for row in b] == g
 
@@ -294,7 +294,7 @@ def test_the_search_check_catches_an_encoder_that_reads_the_padding(
     mutated = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "mutated_gru", mutated)  # for its dataclasses
     spec.loader.exec_module(mutated)
-    for make, want_caught in ((build_model, False), (mutated.build_model, True)):
+    for make, want_caught in ((build_model, False), (mutated.Seq2Seq, True)):
         torch.manual_seed(0)
         found = run_check(make(small_cfg("bidir"), SRC_V, TGT_V, EMB).eval())
         assert (found["padding_moves_scores"] >= 10) is want_caught, found  # of 13

@@ -92,7 +92,7 @@ def test_beam_of_one_is_greedy_and_rows_do_not_depend_on_their_neighbours() -> N
     src, lens, _ = batch(6, 7, 1, seed=3)
     g, attn = greedy(m, src, lens, 9)
     assert attn.shape[0] == 6 and attn.shape[2] == 7
-    assert [h[0].ids for h in beam_search(m, src, lens, 9, beam_size=1)] == g
+    assert [h[0].ids for h in beam_search(m, src, lens, 9, beam_size=1, alpha=0.0)] == g
     for i in range(6):
         n = int(lens[i])
         assert greedy(m, src[i:i + 1, :n], lens[i:i + 1], 9)[0][0] == g[i]
@@ -151,4 +151,4 @@ def test_an_ensemble_of_a_transformer_and_a_gru_variant_decodes() -> None:
     src, lens, _ = batch(4, 6, 1, seed=5)
     g, attn = greedy(ens, src, lens, 8)
     assert attn is not None and attn.shape[0] == 4  # the first model's weights
-    assert [h[0].ids for h in beam_search(ens, src, lens, 8, beam_size=1)] == g
+    assert [h[0].ids for h in beam_search(ens, src, lens, 8, beam_size=1, alpha=0.0)] == g
