@@ -22,6 +22,12 @@ from pipeline.decoding.translate import to_text
 from pipeline.models.decoder import Model
 from pipeline.runtime import autocast
 
+# Which way each metric improves: the gate's verdicts (WORSE or BETTER) and train.keep's
+# choice of epoch read these.
+HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
+                    for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
+LOWER_IS_BETTER = {"val_loss", "val_loss_lesson", "test_loss"}
+
 
 def seq_loss(logits: torch.Tensor, tgt: torch.Tensor, pad_in_loss: bool = False) -> torch.Tensor:
     """Cross-entropy per target token. pad_in_loss=True is the lesson's loss: logits are padded

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline.data.batches import Batch, Split
 from pipeline.errors import PipelineError
-from pipeline.evaluation.metrics import loss_sums
+from pipeline.evaluation.metrics import LOWER_IS_BETTER, loss_sums
 from pipeline.models.decoder import Model
 from pipeline.params import ModelConfig, RuntimeConfig, TrainConfig
 from pipeline.runtime import set_tf32, set_threads
@@ -238,8 +238,6 @@ def finish(model: Model, history: list[dict], seconds: float, best: dict | None,
         print(f"train: CUDA graphs: {out['cuda_graphs']}", flush=True)
     return out
 
-
-LOWER_IS_BETTER = {"val_loss"}
 
 
 def kept_epoch(history: list[dict], keep: str) -> int:

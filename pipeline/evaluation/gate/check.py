@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation.gate.baseline import Baseline
-from pipeline.evaluation.gate.runs import DATA, HIGHER_IS_BETTER, SEARCH_COUNTS
+from pipeline.evaluation.gate.runs import DATA, SEARCH_COUNTS
+from pipeline.evaluation.metrics import HIGHER_IS_BETTER
 
 
 @dataclass

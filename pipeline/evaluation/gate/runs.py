@@ -10,12 +10,10 @@ import platform
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from pipeline.evaluation.significance import read_system
 from pipeline.files import read_json
 
-HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
-                    for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
-LOWER_IS_BETTER = {"val_loss", "val_loss_lesson", "test_loss"}
 TRACKED = HIGHER_IS_BETTER | LOWER_IS_BETTER
 DATA = "data"  # the baseline's counts of the data stages: exact, whatever the seed
 NOT_DATA = {"tokenize.workers"}  # how the work was shared out, not what it made
