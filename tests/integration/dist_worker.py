@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipeline.data.batches import Split  # noqa: E402
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import validation_loss  # noqa: E402
-from pipeline.files import run_main  # noqa: E402
+from pipeline.errors import run_main  # noqa: E402
 from pipeline.models.build import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
         torch.manual_seed(0)
         p = 0.2 if args.dropout else 0.0
         attention = args.variant == "attention"
-        mcfg = ModelConfig(bidirectional=attention, attention=attention, enc_hidden=12,
+        model_cfg = ModelConfig(bidirectional=attention, attention=attention, enc_hidden=12,
                            att_hidden=8, emb_dropout=p, enc_dropout=p, dec_dropout=p,
                            out_dropout=p)
         # 33 pairs in batches of 8: the last global batch has one row, so one process's
@@ -75,7 +75,7 @@ def main() -> None:
         cfg = TrainConfig(epochs=args.epochs, lr=3e-3, batch_size=8, teacher_forcing=True,
                           pr_force_start=0.5, pr_force_end=0.5, label_smoothing=0.1,
                           clip=1.0)
-        model = build_model(mcfg, SRC_V, TGT_V, EMB)
+        model = build_model(model_cfg, SRC_V, TGT_V, EMB)
         checkpoint = args.out / f"checkpoint.{world.rank}.pt"
         # as in stages/train.py: rank 0 reads the checkpoint and hands it to the others
         state = distributed.from_main(

@@ -168,8 +168,8 @@ def test_the_captured_step_dispatches_no_more_ops_than_the_reference(variant: st
     """A step's kernels on a GPU as benchmarks/gpu_check.py counts them (BENCHMARKS.md says
     how): the project's step as a graph captures the lesson's longest batch, in every forcing
     mode the variant trains in, against the lesson-style reference at the same lengths."""
-    _, tcfg = variant_configs(PARAMS, variant)
-    for mode in forcing_modes(tcfg.teacher_forcing):
+    _, train_cfg = variant_configs(PARAMS, variant)
+    for mode in forcing_modes(train_cfg.teacher_forcing):
         c = count_ops(PARAMS, variant, mode)
         assert c["lengths"] == (30, 25) and c["bad"] == []  # the cap: captured as it is
         assert c["project"]["step"] <= c["reference"]["step"], (mode, c)

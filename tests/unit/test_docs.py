@@ -61,7 +61,7 @@ def test_every_documented_command_and_flag_exists(doc: Path) -> None:
 def test_every_documented_variable_is_read_somewhere() -> None:
     scripts = [*ROOT.glob("*.sh"), *(ROOT / ".ci").glob("*"), *(ROOT / "scripts").glob("*.sh"),
                *(ROOT / "ci").glob("*.sh"), *ROOT.glob("pipeline/**/*.py"),
-               *ROOT.glob("tests/**/*.py")]
+               *ROOT.glob("tests/**/*.py"), *ROOT.glob(".github/workflows/*.yml")]
     code = "\n".join(p.read_text() for p in scripts)
     for doc, var in documented(r"\bFREN_NMT_[A-Z_]+\b"):
         assert var in code, f"{doc}: {var} is read by no script or module"

@@ -121,19 +121,19 @@ def test_it_trains() -> None:
 
 def test_the_variant_from_params_and_its_refusals() -> None:
     params = load_params(ROOT / "params.yaml")
-    mcfg, tcfg = variant_configs(params, "transformer")
-    assert mcfg.kind == "transformer" and tcfg.teacher_forcing
-    m = build_model(mcfg, 50, 40, 300)
+    model_cfg, train_cfg = variant_configs(params, "transformer")
+    assert model_cfg.kind == "transformer" and train_cfg.teacher_forcing
+    m = build_model(model_cfg, 50, 40, 300)
     assert isinstance(m, Transformer) and m.out.weight is m.tgt_emb.weight
     with pytest.raises(PipelineError, match=r"model.heads: 7 does not divide the model size 300"):
         build_model(small_cfg("transformer", heads=7), 50, 40, 300)
     # its padding is masked everywhere, so the CUDA step may be captured (a pure decision)
     from pipeline.training.cuda_graphs import uses_graphs
     cuda = torch.device("cuda")
-    assert m.masks_padding and uses_graphs(m, tcfg, cuda)
-    assert not uses_graphs(m, tcfg, torch.device("cpu"))
+    assert m.masks_padding and uses_graphs(m, train_cfg, cuda)
+    assert not uses_graphs(m, train_cfg, torch.device("cpu"))
     assert not uses_graphs(build_model(small_cfg("basic", mask_padding=False), 50, 40, 300),
-                           tcfg, cuda)
+                           train_cfg, cuda)
     params["variants"]["transformer"]["train"]["teacher_forcing"] = False
     with pytest.raises(PipelineError, match=r"variants.transformer.train: a transformer trains"):
         variant_configs(params, "transformer")
