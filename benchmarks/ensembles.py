@@ -67,7 +67,7 @@ def main() -> None:
         model = models[0] if len(models) == 1 else Ensemble(models).eval()
         t0 = time.perf_counter()
         hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit,
-                                           cpu, beam, ev.alpha), tc)
+                                           cpu, beam, ev.alpha)[0], tc)
         texts[group, whole is sets["test"], beam] = hyps.text
         found, _ = scores(hyps, whole)
         return found["bleu"], found["chrf"], time.perf_counter() - t0

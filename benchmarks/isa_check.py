@@ -194,7 +194,7 @@ def main() -> None:
     cpus = args.cpus if shutil.which("qemu-x86_64") else []
     if args.cpus and not cpus:
         print("isa_check: qemu-x86_64 not found (apt-get install qemu-user): this CPU only")
-    from pipeline.evaluation.gate import cpu_name
+    from pipeline.evaluation.gate.runs import cpu_name
 
     here = cpu_name()
     plan = [(f"{here}, as is", None, False), (f"{here}, pinned", None, True)]

@@ -2,13 +2,15 @@
 # The metrics gate: run the small CI configuration (ci/params.yaml laid over params.yaml) from
 # scratch in a scratch copy of the tracked tree (the data stages, then half the variants in a
 # second copy at the same time), then check its metrics against the baseline's noise bands
-# (pipeline/evaluation/gate.py says how they are made and read).
+# (pipeline/evaluation/gate/ says how they are made and read), and, where a variant trained
+# exactly as the baseline's seed 0 did, every figure and scored line against ci/exact.json.
 #   bash ci/pipeline.sh                    # run + check (what CI does): fails on WORSE,
 #                                          # BETTER, CHANGED or MISSING
 #   bash ci/pipeline.sh --seed N           # the same with train.seed N (a harmless change)
 #   bash ci/pipeline.sh --update-baseline  # run seeds $SEEDS (default 0 1 2 3 4), write
-#                                          # ci/baseline.json and ci/tolerances.yaml (commit
-#                                          # them on purpose, with the reason)
+#                                          # ci/baseline.json, ci/tolerances.yaml and
+#                                          # ci/exact.json (seed 0's run to the last digit and
+#                                          # line; commit them on purpose, with the reason)
 # Leaves ci/last/: report.md (the pull request comment), curves.png, gate.log, and each run's
 # metrics and dvclive curves (git-ignored). The tarball comes from $FREN_NMT_TARBALL (default
 # ../shared/data/...tatoeba.tar). The instruction sets PyTorch's libraries use are pinned
@@ -94,14 +96,15 @@ if [ -n "$update" ]; then
     runs+=(--run "$s=$last/seed-$s:$last/seed-$s/dvclive")
   done
   fren-nmt update-baseline "${runs[@]}" --baseline "$repo/ci/baseline.json" \
-    --tolerances "$repo/ci/tolerances.yaml"
+    --tolerances "$repo/ci/tolerances.yaml" --exact "$repo/ci/exact.json"
   exit
 fi
 seed="${seed:-$(python3 -c 'from pipeline.params import load_params
 print(load_params("params.yaml")["train"]["seed"])')}"
 run_seed "$seed"
 fren-nmt check-metrics --metrics "$last/seed-$seed" --baseline "$repo/ci/baseline.json" \
-  --tolerances "$repo/ci/tolerances.yaml" --report "$last/report.md" \
+  --tolerances "$repo/ci/tolerances.yaml" --exact "$repo/ci/exact.json" \
+  --report "$last/report.md" \
   --curves "$last/seed-$seed/dvclive" \
   --what "train.seed $seed, $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(
     git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')" \

@@ -107,14 +107,17 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_check_metrics(args: argparse.Namespace) -> None:
     from pipeline.evaluation.gate import report, runs
-    from pipeline.evaluation.gate.baseline import load_bands, load_baseline
-    from pipeline.evaluation.gate.check import check
+    from pipeline.evaluation.gate.baseline import load_bands, load_baseline, load_exact
+    from pipeline.evaluation.gate.check import EXACT, check, exact_rows
 
     base = load_baseline(args.baseline)
     rows = check(base, runs.load_current(args.metrics, base.variants),
                  load_bands(args.tolerances), args.tolerances,
                  runs.rescore(args.metrics, base.variants),
                  runs.search_checks(args.metrics, base.variants))
+    exact = load_exact(args.exact) if args.exact else None
+    if exact is not None:
+        rows += exact_rows(exact, runs.exact_of(args.metrics, base.variants))
     print(report.format_table(rows))
     print(report.compared_files(args.metrics, base.variants, args.baseline))
     here = runs.machine()
@@ -132,6 +135,12 @@ def cmd_check_metrics(args: argparse.Namespace) -> None:
             tmp.write_text(text, encoding="utf-8")
         print(f"check-metrics: report in {out}")
     print(f"check-metrics: {report.summary(rows)}")
+    if any(r.failed and r.metric.endswith(EXACT) for r in rows):
+        raise PipelineError("check-metrics: evaluation changed while training did not (the "
+                            f"rows marked{EXACT} above: figures, and lines of the scored files, "
+                            f"against {args.exact}); a change meant to alter what evaluation "
+                            "reports or prints updates the baseline in the same commit: bash "
+                            "ci/pipeline.sh --update-baseline")
     if any(r.failed for r in rows):
         raise PipelineError("check-metrics: metrics moved beyond their noise bands (see the "
                             f"table above; bands in {args.tolerances}); a change meant to move "
@@ -159,8 +168,20 @@ def cmd_significance(args: argparse.Namespace) -> None:
 def cmd_update_baseline(args: argparse.Namespace) -> None:
     import datetime
 
-    from pipeline.evaluation.gate.baseline import load_baseline, tolerances_yaml, write_baseline
+    from pipeline.evaluation.gate.baseline import (
+        load_baseline,
+        tolerances_yaml,
+        write_baseline,
+        write_exact,
+    )
 
+    if args.exact_from:  # the exact record alone, from a run of the baseline's seed
+        if not args.exact:
+            raise PipelineError("update-baseline: --exact-from needs --exact (where to write)")
+        write_exact(args.exact, args.exact_from, args.exact_seed, load_baseline(args.baseline))
+        print(f"update-baseline: wrote {args.exact} from {args.exact_from} (seed "
+              f"{args.exact_seed}); commit it, saying why evaluation changed")
+        return
     if args.from_baseline:  # new bands from the runs already in the baseline
         base = load_baseline(args.baseline)
         wrote = f"{args.tolerances} from the {len(base.seeds)} seeds in {args.baseline}"
@@ -176,11 +197,14 @@ def cmd_update_baseline(args: argparse.Namespace) -> None:
         from pipeline.params import workspace_variants
 
         base = write_baseline(args.baseline, runs, curves,
-                                   args.variants or workspace_variants())
+                              args.variants or workspace_variants())
         wrote = f"{args.baseline} ({len(runs)} seeds) and {args.tolerances}"
+        if args.exact and args.exact_seed in runs:
+            write_exact(args.exact, runs[args.exact_seed], args.exact_seed, base)
+            wrote += f" and {args.exact} (seed {args.exact_seed})"
     floors = {"bleu": args.floor_bleu, "chrf": args.floor_chrf, "loss": args.floor_loss}
     text = tolerances_yaml(base, Path(args.baseline).name, args.k, floors,
-                                f"{datetime.date.today():%Y-%m-%d}")
+                           f"{datetime.date.today():%Y-%m-%d}")
     with atomic_path(args.tolerances, ".yaml") as tmp:
         tmp.write_text(text, encoding="utf-8")
     print(f"update-baseline: wrote {wrote}; commit them, saying why the metrics moved")
@@ -351,6 +375,10 @@ def _add_check_metrics(sub: argparse._SubParsersAction) -> None:
                    "translations/VARIANT/, the scored files, which are scored again)")
     p.add_argument("--baseline", default="ci/baseline.json")
     p.add_argument("--tolerances", default="ci/tolerances.yaml", help="the bands")
+    p.add_argument("--exact", metavar="EXACT_JSON",
+                   help="one seed's run to the last digit and line (the gate's ci/exact.json):"
+                   " a variant whose training is identical must match it exactly (without "
+                   "it, the bands alone judge)")
     p.add_argument("--report", help="also write a Markdown report here (and curves.png beside "
                    "it, with --curves)")
     p.add_argument("--curves", help="dvclive folder of this run, for the report's plot")
@@ -366,6 +394,14 @@ def _add_update_baseline(sub: argparse._SubParsersAction) -> None:
                    help="write the bands again from the runs in --baseline (a new --k, say)")
     p.add_argument("--baseline", default="ci/baseline.json")
     p.add_argument("--tolerances", default="ci/tolerances.yaml")
+    p.add_argument("--exact", metavar="EXACT_JSON",
+                   help="also write the exact record (the gate's ci/exact.json) from the run "
+                   "of --exact-seed")
+    p.add_argument("--exact-seed", type=non_negative_int, default=0,
+                   help="the seed whose run the exact record keeps (default 0, the gate's)")
+    p.add_argument("--exact-from", metavar="METRICS",
+                   help="write only the exact record, from this run of --exact-seed (its "
+                   "tracked metrics must equal the baseline's for that seed)")
     p.add_argument("--variants", nargs="*",
                    help="the variants to keep (default: params.yaml's, in its order)")
     p.add_argument("--k", type=non_negative, default=6.0,

@@ -102,11 +102,14 @@ def chrf(hypotheses: list[str], references: list[str]) -> tuple[float, str]:
 
 def translate_tokens(model: Model, whole: Split, vocab_en: list[str], batch_size: int,
                      limit: OutputLimit, device: torch.device, beam_size: int,
-                     alpha: float) -> list[list[str]]:
+                     alpha: float) -> tuple[list[list[str]], dict]:
     """Every source of the split translated (greedy for beam_size 1, or beam search with
-    length penalty `alpha`), as output tokens."""
+    length penalty `alpha`), as output tokens; and the settings this search ran with, which
+    evaluate records beside its figures (so the record is what ran, whatever params say)."""
     ids = translate_split(model, whole, batch_size, limit, device, beam_size, alpha)
-    return [ids_to_tokens(h, vocab_en) for h in ids]
+    ran = {"beam_size": beam_size, **({"alpha": alpha} if beam_size > 1 else {}),
+           "max_len_a": limit.a, "max_len_b": limit.b, "max_len_cap": limit.cap}
+    return [ids_to_tokens(h, vocab_en) for h in ids], ran
 
 
 @dataclass
@@ -143,8 +146,8 @@ def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], casing,  #
     """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole
     validation sources, standard BLEU on the printed text): what train.keep reads after every
     epoch."""
-    hyps = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device,
-                            beam_size=1, alpha=0.0)  # greedy reads no alpha
+    hyps, _ = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device,
+                               beam_size=1, alpha=0.0)  # greedy reads no alpha
     s, _ = scores(outputs_of(hyps, casing), whole)
     return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
 

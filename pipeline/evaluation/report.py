@@ -27,7 +27,7 @@ from pipeline.evaluation.plots import attention_heatmap
 from pipeline.evaluation.search_check import search_check
 from pipeline.files import read_json, write_json, write_lines, write_tsv
 from pipeline.models.decoder import Model
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
+from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir, weights_digest
 from pipeline.params import EvaluateParams, section, variant_runtime
 from pipeline.runtime import pick_device, set_threads
 
@@ -51,7 +51,7 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     device = pick_device(runtime.device, "runtime.device")
     if device.type == "cuda":  # the GPU this variant trained on (runtime.first_gpu)
         device = torch.device("cuda", runtime.first_gpu)
-    model, _, vocab_fr, vocab_en = load_model_dir(paths.models / variant, device)
+    model, config, vocab_fr, vocab_en = load_model_dir(paths.models / variant, device)
     cased = truecaser(read_json(paths.models / variant / TRUECASE_FILE))
     _, valid, test = load_splits(paths.ids)
     tokens = pd.read_parquet(paths.tokens).set_index("line")
@@ -61,6 +61,12 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     (out / "translations").mkdir(parents=True, exist_ok=True)
     metrics: dict = {"val_loss_lesson": lesson_val_loss(model, valid, evaluate.batch_size, device),
                      "val_loss": validation_loss(model, valid, evaluate.batch_size, device)}
+    # What these figures were made with, read from what ran: the weights (the gate compares
+    # them with its baseline's), the units the model reads and writes, each search's settings
+    metrics["weights_sha256"] = weights_digest(model)
+    metrics["units"] = {"kind": "words", **{k: config["tokenize"][k]
+                                            for k in ("lowercase", "mark_caps")}}
+    metrics["search"] = {}
     seconds, texts, sigs = {}, {}, {}
     for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
         if not len(pairs):
@@ -72,8 +78,11 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
         write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
         for search, beam in (("greedy", 1), ("beam", evaluate.beam_size)):
             t0 = time.perf_counter()
-            hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, evaluate.batch_size,
-                                               limit, device, beam, evaluate.alpha), cased)
+            tokens_out, ran = translate_tokens(model, whole.split, vocab_en,
+                                               evaluate.batch_size, limit, device, beam,
+                                               evaluate.alpha)
+            metrics["search"][f"{name}_{search}"] = ran
+            hyps = outputs_of(tokens_out, cased)
             seconds[f"{name}_{search}"] = time.perf_counter() - t0
             found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
             metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
@@ -98,10 +107,9 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
 def other_metrics(model: Model, valid: Split, scored_valid: WholeSet, texts: dict,
                   seconds: dict, evaluate: EvaluateParams, limit: OutputLimit, device: torch.device,
                   trained: dict) -> dict:
-    """The metrics beside the scores: the search settings, what training kept (train.json),
+    """The metrics beside the scores: what training kept (train.json),
     decoding speed, the search check and BLEU by source length."""
     return {
-        "beam": {"size": evaluate.beam_size, "alpha": evaluate.alpha},
         "epochs": trained["epochs"],
         "best_epoch": trained["best_epoch"],  # whose weights these are (train.keep)
         "stopped_epoch": trained["stopped_epoch"],  # where training ended

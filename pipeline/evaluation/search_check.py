@@ -1,7 +1,7 @@
 """The searches checked against the model they drive: what greedy and beam search report
 about their hypotheses must be what the model's teacher-forced forward (the training path, all
 steps at once) says of the same tokens. None of it depends on how well the model learned, so
-the metrics gate requires it exactly where BLEU has the seeds' noise (pipeline/evaluation/gate.py).
+the metrics gate requires it exactly where BLEU has the seeds' noise (pipeline/evaluation/gate/).
 """
 
 from __future__ import annotations

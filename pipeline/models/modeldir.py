@@ -8,6 +8,7 @@ text in pipeline/decoding/translate.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +55,17 @@ def model_config(cfg: ModelConfig, tok: TokenizeParams, emb_dim: int, max_src_le
 
 def max_len(seqs: list[np.ndarray]) -> int:
     return max(len(s) for s in seqs)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's weights (every tensor's name, dtype, shape and bytes, in order):
+    equal exactly when two trainings ended on the same weights."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def load_state(path: Path) -> dict:

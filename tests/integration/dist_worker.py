@@ -24,9 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipeline.data.batches import Split  # noqa: E402
-from pipeline.errors import PipelineError
+from pipeline.errors import (
+    PipelineError,
+    run_main,  # noqa: E402
+)
 from pipeline.evaluation.metrics import validation_loss  # noqa: E402
-from pipeline.errors import run_main  # noqa: E402
 from pipeline.models.build import build_model  # noqa: E402
 from pipeline.params import ModelConfig, TrainConfig  # noqa: E402
 from pipeline.runtime import set_threads  # noqa: E402

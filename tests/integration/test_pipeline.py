@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # the stages' threads: what scripts/test.sh gives each test process (2 run alone)
@@ -166,6 +168,15 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
                 "val_chrf_beam", "val_bleu_tok", "test_bleu", "test_bleu_beam", "test_loss"):
         assert first[key] == second[key], key
     assert first["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    # what each search ran with, as the search was called: here the evaluate section's values
+    ev = yaml.safe_load((workspace / "params.yaml").read_text())["evaluate"]
+    limit = {k: ev[k] for k in ("max_len_a", "max_len_b", "max_len_cap")}
+    for name in ("valid", "test"):
+        assert first["search"][f"{name}_greedy"] == {"beam_size": 1, **limit}
+        assert first["search"][f"{name}_beam"] == {"beam_size": ev["beam_size"],
+                                                   "alpha": ev["alpha"], **limit}
+    assert first["units"] == {"kind": "words", "lowercase": True, "mark_caps": True}
+    assert first["weights_sha256"] == second["weights_sha256"]  # the same training
     assert "tok:none" in first["bleu_tok_signature"]
     # what was scored is what was written: sacreBLEU's command line on the files agrees
     out = workspace / "reports/basic/translations"
@@ -227,6 +238,38 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
            stdin="Qui ?\n")
     assert r.returncode == 1 and "model.pt does not fit config.json" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_what_evaluate_records_is_what_ran(workspace: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wiring broken on purpose (the beam's alpha no longer reaches the search): the record
+    beside the metrics says what ran, not what params.yaml says."""
+    from pipeline.evaluation import report
+    from pipeline.models.modeldir import load_model_dir, weights_digest
+    from pipeline.params import load_params
+
+    sh(["dvc", "repro", "train@basic"], workspace)
+    params = load_params(workspace / "params.yaml")
+    real = report.translate_tokens
+
+    def broken(*args):  # noqa: ANN002, ANN202
+        *rest, beam, _ = args
+        return real(*rest, beam, 0.0)
+
+    monkeypatch.setattr(report, "translate_tokens", broken)
+    paths = report.EvalPaths(str(workspace / "data/processed/ids.parquet"),
+                             str(workspace / "data/interim/tokens.parquet"),
+                             str(workspace / "data/interim/questions.parquet"),
+                             workspace / "models", str(tmp_path / "{variant}.json"),
+                             tmp_path / "reports")
+    report.evaluate_variant("basic", params, paths)
+    metrics = json.loads((tmp_path / "basic.json").read_text())
+    assert params["evaluate"]["alpha"] == 0.6
+    assert metrics["search"]["valid_beam"]["alpha"] == 0.0
+    assert metrics["search"]["test_beam"]["alpha"] == 0.0
+    model = load_model_dir(workspace / "models/basic", torch.device("cpu"))[0]
+    assert metrics["weights_sha256"] == weights_digest(model)
 
 
 @pytest.mark.slow

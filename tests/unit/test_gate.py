@@ -329,3 +329,97 @@ def test_a_variant_whose_seeds_happen_to_agree_gets_the_pooled_spread(tmp_path: 
     main(["update-baseline", "--from-baseline", "--baseline", str(base), "--tolerances",
           str(tol), "--k", "6"])
     assert yaml.safe_load(tol.read_text())["bands"]["basic"]["val_bleu"] == pytest.approx(6.0)
+
+
+# ---- the exact rule ------------------------------------------------------------------------
+
+def write_exact_run(folder: Path, weights: str = "w0", bleu: float = 20.0,
+                    lines: tuple[str, ...] = ("Where is Tom?", "Who are you?", "Why?"),
+                    alpha: float = 0.6, seconds: float = 12.0) -> Path:
+    """A run of one variant as the gate's pipeline leaves it: metrics with the kept weights'
+    hash and the settings that ran, and the scored files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "basic.json").write_text(json.dumps({
+        "val_bleu": bleu, "val_loss": 2.0, "weights_sha256": weights, "train_seconds": seconds,
+        "decode_sentences_per_second": {"greedy": seconds}, "bleu_signature": "nrefs:1|tok:13a",
+        "search": {"valid_beam": {"beam_size": 5, "alpha": alpha}}}))
+    out = folder / "translations" / "basic"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "test.greedy.txt").write_text("".join(line + "\n" for line in lines))
+    return folder
+
+
+def exact_verdicts(then: Path, now: Path) -> list:
+    from pipeline.evaluation.gate.check import exact_rows
+    from pipeline.evaluation.gate.runs import exact_of
+
+    return exact_rows({"seed": 0, "variants": exact_of(then, ["basic"])},
+                      exact_of(now, ["basic"]))
+
+
+def test_identical_training_and_evaluation_pass_exactly(tmp_path: Path) -> None:
+    then = write_exact_run(tmp_path / "then")
+    rows = exact_verdicts(then, write_exact_run(tmp_path / "now", seconds=99.0))  # timing
+    assert [(r.verdict, r.metric) for r in rows] == [
+        ("ok", "training, figures and scored lines = seed 0's (exact)")]
+
+
+def test_evaluation_alone_changed_is_named_with_what_moved(tmp_path: Path) -> None:
+    then = write_exact_run(tmp_path / "then")
+    now = write_exact_run(tmp_path / "now", bleu=20.004, alpha=0.0,
+                          lines=("Where is Tom?", "Who are you ?", "Why!"))
+    rows = {r.metric: r for r in exact_verdicts(then, now)}
+    assert {r.verdict for r in rows.values()} == {"CHANGED"}
+    assert rows["val_bleu (exact)"].change == pytest.approx(0.004)
+    assert rows["search.valid_beam.alpha (exact)"].change == pytest.approx(-0.6)
+    assert rows["translations/test.greedy.txt: lines that differ (exact)"].now == 2
+
+
+def test_training_that_took_another_path_is_left_to_the_bands(tmp_path: Path) -> None:
+    then = write_exact_run(tmp_path / "then")
+    rows = exact_verdicts(then, write_exact_run(tmp_path / "now", weights="w1", bleu=25.0))
+    assert [(r.verdict, r.metric) for r in rows] == [
+        ("ok", "training differs from seed 0's: bands judge")]
+
+
+def test_check_metrics_fails_on_an_exact_change_and_says_how_to_rebaseline(
+        tmp_path: Path, capsys) -> None:
+    from pipeline.evaluation.gate.runs import exact_of
+
+    base, tol = make_baseline(tmp_path, capsys)
+    now = write_run(tmp_path / "now", SEEDS[0])
+    (tmp_path / "exact.json").write_text(json.dumps(
+        {"seed": 0, "variants": exact_of(now, ["basic", "attention"])}))
+    code, out, err = run(["check-metrics", "--metrics", str(now), "--baseline", str(base),
+                          "--tolerances", str(tol), "--exact", str(tmp_path / "exact.json")],
+                         capsys)
+    assert code == 0, err
+    data = json.loads((now / "basic.json").read_text())
+    data["val_bleu"] += 0.01  # well inside its band of 3
+    (now / "basic.json").write_text(json.dumps(data))
+    code, out, err = run(["check-metrics", "--metrics", str(now), "--baseline", str(base),
+                          "--tolerances", str(tol), "--exact", str(tmp_path / "exact.json")],
+                         capsys)
+    assert code == 1
+    assert verdicts(out)["basic", "val_bleu"] == "ok"  # the band alone would pass it
+    assert "basic: val_bleu (exact) CHANGED +0.010" in out
+    assert "evaluation changed while training did not" in err
+    assert "bash ci/pipeline.sh --update-baseline" in err
+
+
+def test_the_exact_record_is_the_baseline_s_own_run(tmp_path: Path, capsys) -> None:
+    base, tol = make_baseline(tmp_path, capsys)
+    other = write_run(tmp_path / "other", SEEDS[1])  # seed 1's figures, called seed 0's
+    for variant in ("basic", "attention"):
+        data = json.loads((other / f"{variant}.json").read_text())
+        (other / f"{variant}.json").write_text(json.dumps({**data, "weights_sha256": "w"}))
+    code, _, err = run(["update-baseline", "--baseline", str(base), "--exact",
+                        str(tmp_path / "exact.json"), "--exact-from", str(other)], capsys)
+    assert code == 1 and "this run is not the baseline's" in err
+    assert not (tmp_path / "exact.json").exists()
+    code, _, err = run(["update-baseline", "--baseline", str(base), "--exact",
+                        str(tmp_path / "exact.json"), "--exact-from", str(other),
+                        "--exact-seed", "1"], capsys)
+    assert code == 0, err
+    assert set(json.loads((tmp_path / "exact.json").read_text())["variants"]) == {
+        "basic", "attention"}

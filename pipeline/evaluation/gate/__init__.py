@@ -13,6 +13,12 @@ a search whose own figures disagree with the model's teacher-forced forward (eva
 search_check, pipeline/evaluation/search_check.py): its counts must be 0, whatever the
 model learned.
 
+Noise bands are the judge when training took another path (another seed, a reordered sum).
+When it did not (the kept weights' hash equal to the exact record's, ci/exact.json: seed 0's
+run to the last digit and line), there is no noise: every figure, and every line of every
+scored file, must be the record's, and a difference is CHANGED, with what moved and by how
+much. So a change to evaluation alone (a search setting, the text path) fails however small.
+
 The numbers depend on the CPU's instruction set unless it is pinned (ci/isa.env, set by
 ci/pipeline.sh): the report names the CPU and the pin of this run and of the baseline's.
 

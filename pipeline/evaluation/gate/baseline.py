@@ -1,5 +1,6 @@
-"""The baseline: every tracked metric of several seed runs (ci/baseline.json), and the noise
-bands made from their spread (ci/tolerances.yaml)."""
+"""The baseline: every tracked metric of several seed runs (ci/baseline.json), the noise
+bands made from their spread (ci/tolerances.yaml), and one seed's run to the last digit and
+line (ci/exact.json), which judges a run whose training came out identical."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.gate.runs import (
     DATA,
     describe,
+    exact_of,
     load_current,
     load_curves,
     machine,
@@ -163,3 +165,43 @@ def load_bands(path: str | Path) -> dict[str, dict[str, float]]:
                 raise PipelineError(f"{path}: bands.{v}.{m}: a band must not be negative")
             out.setdefault(v, {})[m] = band
     return out
+
+
+# ---- the exact record: one seed's run, to the last digit and line ---------------------------
+
+def write_exact(path: str | Path, folder: str | Path, seed: int, base: Baseline) -> dict:
+    """ci/exact.json from the run in `folder` (made with train.seed `seed`): per variant its
+    weights' hash, every figure and its scored files' line hashes (runs.exact_of). The run
+    must be the baseline's own run of that seed: its tracked metrics equal to the last digit,
+    so that the exact rule and the bands speak of one baseline."""
+    if seed not in base.seeds:
+        raise PipelineError(f"update-baseline: seed {seed} is not among the baseline's seeds "
+                            f"({', '.join(map(str, base.seeds))})")
+    i = base.seeds.index(seed)
+    current = load_current(folder, base.variants)
+    exact = exact_of(folder, base.variants)
+    for variant, metrics in base.runs.items():
+        if current.get(variant) is None or not exact.get(variant, {}).get("weights_sha256"):
+            raise PipelineError(f"{folder}: no metrics with a weights_sha256 for {variant}; "
+                                "run the gate's pipeline (bash ci/pipeline.sh) first")
+        moved = [m for m, values in metrics.items() if current[variant].get(m) != values[i]]
+        if moved:
+            m = moved[0]
+            raise PipelineError(f"{folder}: {variant}.{m} is {current[variant].get(m)}, the "
+                                f"baseline's seed {seed} has {metrics[m][i]}: this "
+                                "run is not the baseline's; make both again: bash ci/pipeline.sh "
+                                "--update-baseline")
+    record = {"seed": seed, "made_on": machine(), "variants": exact}
+    write_json(path, record)
+    return record
+
+
+def load_exact(path: str | Path) -> dict | None:
+    """ci/exact.json, or None where there is none (the exact rule is then off)."""
+    if not Path(path).exists():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("variants"), dict):
+        raise PipelineError(f"{path}: expected an exact record written by `fren-nmt "
+                            "update-baseline` (no 'variants' in it)")
+    return data

@@ -77,3 +77,48 @@ def check(base: Baseline, current: dict[str, dict[str, float] | None],
         verdict = "MISSING" if now is None else "ok" if now == value else "CHANGED"
         rows.append(Row(DATA, name, value, None, now, 0.0, verdict))
     return rows
+
+
+EXACT = " (exact)"  # the mark of the exact rule's rows
+
+
+def exact_rows(exact: dict, now: dict[str, dict]) -> list[Row]:
+    """The exact rule. Where a variant's kept weights are the exact record's (its training
+    came out identical to that seed's), every figure and every scored line must be the
+    record's too: a difference is CHANGED, a row per figure (by how much) and per file (how
+    many lines). Where the weights differ, training took another path and the bands judge:
+    one row says so."""
+    rows: list[Row] = []
+    seed = exact.get("seed")
+    for variant, then in exact["variants"].items():
+        mine = now.get(variant)
+        if mine is None:
+            continue  # the band rows report it MISSING
+        if mine.get("weights_sha256") != then.get("weights_sha256"):
+            rows.append(Row(variant, f"training differs from seed {seed}'s: bands judge",
+                            None, None, None, 0.0, "ok"))
+            continue
+        changed = 0
+        for key in sorted(set(then["figures"]) | set(mine["figures"])):
+            a, b = then["figures"].get(key), mine["figures"].get(key)
+            if a == b:
+                continue
+            changed += 1
+            numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+            name = key if numbers else f"{key}: {str(a)[:40]!r} -> {str(b)[:40]!r}"
+            rows.append(Row(variant, name + EXACT, a if numbers else None, None,
+                            b if numbers else None, 0.0, "CHANGED"))
+        for name in sorted(set(then["lines"]) | set(mine["lines"])):
+            a, b = (x.get(name, "") for x in (then["lines"], mine["lines"]))
+            if a == b:
+                continue
+            changed += 1
+            ha, hb = [a[i:i + 8] for i in range(0, len(a), 8)], [b[i:i + 8] for i in
+                                                                 range(0, len(b), 8)]
+            differ = sum(x != y for x, y in zip(ha, hb)) + abs(len(ha) - len(hb))
+            rows.append(Row(variant, f"translations/{name}: lines that differ{EXACT}", 0.0, None,
+                            float(differ), 0.0, "CHANGED"))
+        if not changed:
+            rows.append(Row(variant, f"training, figures and scored lines = seed {seed}'s"
+                            f"{EXACT}", None, None, None, 0.0, "ok"))
+    return rows

@@ -4,6 +4,7 @@ the machine it ran on."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import platform
@@ -152,3 +153,43 @@ def load_curves(folder: str | Path, variants: list[str]) -> dict[str, dict[str, 
                 rows = path.read_text(encoding="utf-8").splitlines()[1:]
                 out.setdefault(variant, {})[curve] = [float(r.split("\t")[1]) for r in rows]
     return out
+
+
+# ---- what the exact rule compares -------------------------------------------------------
+
+NOT_EXACT = ("train_seconds", "decode_sentences_per_second", "weights_sha256")  # time, or the key
+
+
+def line_hashes(path: Path) -> str:
+    """Each line's SHA-256, its first 8 hex digits, one after another: which lines of a file
+    changed, without keeping the text (it quotes the corpus)."""
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]
+    return "".join(hashlib.sha256(line.encode("utf-8")).hexdigest()[:8] for line in lines)
+
+
+def exact_of(folder: str | Path, variants: list[str]) -> dict[str, dict]:
+    """For each variant of the run in `folder`: its kept weights' hash, every figure of
+    metrics/VARIANT.json but the timings (numbers, signatures, the settings that ran), and the
+    line hashes of each file it scored (translations/VARIANT/*.txt)."""
+    out: dict[str, dict] = {}
+    for variant in variants:
+        path = Path(folder) / f"{variant}.json"
+        if not path.exists():
+            continue
+        data = read_json(path)
+        figures: dict[str, object] = {}
+        _all_leaves(data, "", figures)
+        files = sorted((Path(folder) / "translations" / variant).glob("*.txt"))
+        out[variant] = {
+            "weights_sha256": data.get("weights_sha256"),
+            "figures": {k: v for k, v in figures.items() if not k.startswith(NOT_EXACT)},
+            "lines": {f.name: line_hashes(f) for f in files}}
+    return out
+
+
+def _all_leaves(obj: object, prefix: str, out: dict[str, object]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _all_leaves(v, f"{prefix}{k}.", out)
+    else:
+        out[prefix[:-1]] = obj
