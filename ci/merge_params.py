@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import PipelineError, run_main
-from pipeline.files import atomic_path
-from pipeline.params import load_params
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's package, installed or not
+from pipeline.errors import PipelineError, run_main  # noqa: E402
+from pipeline.files import atomic_path  # noqa: E402
+from pipeline.params import load_params  # noqa: E402
 
 
 def deep_merge(base: dict, over: dict) -> dict:

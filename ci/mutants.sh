@@ -51,7 +51,7 @@ for name in "$@"; do
     if [ -n "$kept" ]; then
       log="$out/$name/recheck.log"
       fren-nmt check-metrics --metrics "$kept" --baseline "$repo/ci/baseline.json" \
-        --tolerances "$repo/ci/tolerances.yaml" >"$log" 2>&1
+        --tolerances "$repo/ci/tolerances.yaml" --exact "$repo/ci/exact.json" >"$log" 2>&1
       code=$?
     fi
     judge "$name" "$want" "$code" "$log" "$(cat "$out/$name/seconds" 2>/dev/null || echo '?')"
