@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's package, installed or not
+# this tree's package, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.errors import PipelineError, run_main  # noqa: E402
 from pipeline.files import atomic_path  # noqa: E402
 from pipeline.params import load_params  # noqa: E402
