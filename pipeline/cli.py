@@ -1,5 +1,5 @@
-"""The `fren-nmt` command: translate, serve, compare, significance, lr-find, check-metrics,
-update-baseline."""
+"""The `fren-nmt` command: translate, serve, export, compare, significance, lr-find,
+check-metrics, update-baseline."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ def read_lines(stream: object, name: str = "standard input") -> list[str]:
 
 def cmd_translate(args: argparse.Namespace) -> None:
     from pipeline.data.vocab import ids_to_tokens
-    from pipeline.decoding.translate import Translator, to_text
+    from pipeline.decoding.translate import open_translator, to_text
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
     from pipeline.decoding.translate import LIMIT
 
-    translator = Translator(args.model, device=args.device)
+    translator = open_translator(args.model, device=args.device, engine=args.engine)
     given = {"a": args.max_len_a, "b": args.max_len_b, "cap": args.max_len_cap}
     limit = dataclasses.replace(LIMIT, **{k: v for k, v in given.items() if v is not None})
     if args.input is None:
@@ -64,7 +64,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
                          max_beam=args.max_beam, max_batch=args.max_batch,
                          max_wait=args.max_wait, max_queue=args.max_queue,
                          timeout=args.timeout)
-    serve(args.model, args.host, args.port, args.device, limits)
+    serve(args.model, args.host, args.port, args.device, limits, args.engine)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from pipeline.models.export import export
+
+    out = export(args.model, args.to, args.quantization)
+    print(f"export: {args.model} -> {out} (CTranslate2, {args.quantization}); translate with "
+          f"`fren-nmt translate --model {out}` or serve it with `fren-nmt serve --model {out}`")
 
 
 def cmd_lr_find(args: argparse.Namespace) -> None:
@@ -271,6 +279,7 @@ def _add_translate(sub: argparse._SubParsersAction) -> None:
                    "ensemble: their log-probabilities averaged at each step")
     p.add_argument("--input", help="read this file instead of standard input")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    add_engine(p)
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per batch")
     p.add_argument("--beam", type=positive_int, default=1,
                    help="beam size (default 1: greedy search)")
@@ -305,6 +314,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=positive_int, default=8000, help="default 8000")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    add_engine(p)
     p.add_argument("--max-batch", type=positive_int, default=d.max_batch,
                    help=f"sentences decoded together (default {d.max_batch})")
     p.add_argument("--max-wait", type=non_negative, default=d.max_wait,
@@ -321,6 +331,28 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-beam", type=positive_int, default=d.max_beam,
                    help=f"largest beam a request may ask for (default {d.max_beam})")
     p.set_defaults(func=cmd_serve)
+
+
+def add_engine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto", choices=["auto", "pytorch", "ctranslate2"],
+                   help="auto (default): PyTorch for a model directory, CTranslate2 for an "
+                   "export; ctranslate2: export a transformer's directory at start")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from pipeline.models.export import QUANTIZATIONS
+
+    p = sub.add_parser("export", help="a transformer as a CTranslate2 model directory",
+                       description="Writes the model, its vocabularies, tokenizer settings "
+                       "and truecaser as a CTranslate2 directory that translate and serve "
+                       "read like a model directory (docs/translation.md).")
+    p.add_argument("--model", required=True, help="a transformer's model directory, e.g. "
+                   "models/transformer")
+    p.add_argument("--to", required=True, help="the directory to write (replaced if there)")
+    p.add_argument("--quantization", default="float32", choices=QUANTIZATIONS,
+                   help="weights' type (default float32; int8 or int8_float32 for a CPU, "
+                   "float16 for a GPU)")
+    p.set_defaults(func=cmd_export)
 
 
 def _add_lr_find(sub: argparse._SubParsersAction) -> None:
@@ -415,8 +447,8 @@ def _add_update_baseline(sub: argparse._SubParsersAction) -> None:
 def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="fren-nmt", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    for add in (_add_translate, _add_serve, _add_lr_find, _add_compare, _add_significance,
-                _add_check_metrics, _add_update_baseline):
+    for add in (_add_translate, _add_serve, _add_export, _add_lr_find, _add_compare,
+                _add_significance, _add_check_metrics, _add_update_baseline):
         add(sub)
     return ap
 

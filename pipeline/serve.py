@@ -245,12 +245,23 @@ class Batcher:
 
 def model_info(paths: list[Path], translator: "Translator") -> dict:
     """What GET /models shows: each model's name, kind, vocabularies, options, kept epoch."""
+    from pipeline.models.export import is_export, read_export
+
     models = []
     for p in paths:
+        if is_export(p):  # a CTranslate2 export of a transformer
+            info = read_export(p)
+            models.append({"name": p.name, "path": str(p), "kind": "transformer",
+                           "engine": "ctranslate2", "quantization": info["quantization"],
+                           "exported_from": info["exported_from"],
+                           "vocab_fr": len(translator.vocab_fr),
+                           "vocab_en": len(translator.vocab_en)})
+            continue
         config = read_json(p / "config.json")
         trained = read_json(p / "train.json") if (p / "train.json").is_file() else {}
         models.append({
             "name": p.name, "path": str(p), "kind": config["model"].get("kind", "gru"),
+            "engine": "ctranslate2" if translator.model is None else "pytorch",
             "vocab_fr": len(read_json(p / "vocab_fr.json")),
             "vocab_en": len(read_json(p / "vocab_en.json")),
             "params": config["model"],
@@ -268,11 +279,11 @@ def create_app(model: str | Path | list, device: str = "cpu",
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, JSONResponse
 
-    from pipeline.decoding.translate import Translator
+    from pipeline.decoding.translate import open_translator
 
     paths = [Path(p) for p in (model if isinstance(model, list) else [model])]
     limits = limits or ServeLimits()
-    translator = translator or Translator(paths, device=device)
+    translator = translator or open_translator(paths, device=device)
     info = model_info(paths, translator)
 
     @asynccontextmanager
@@ -318,9 +329,12 @@ def create_app(model: str | Path | list, device: str = "cpu",
     return app
 
 
-def serve(models: list[str], host: str, port: int, device: str, limits: ServeLimits) -> None:
+def serve(models: list[str], host: str, port: int, device: str, limits: ServeLimits,
+          engine: str = "auto") -> None:
     import uvicorn
 
-    app = create_app(models, device, limits)
+    from pipeline.decoding.translate import open_translator
+
+    app = create_app(models, device, limits, open_translator(models, device, engine))
     print(f"serving {', '.join(models)} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,153 @@
+"""Translating with CTranslate2: the same text in and out as `Translator`, on an exported
+Transformer (pipeline/models/export.py).
+
+Tokenizing, the truecaser and the printed text are the PyTorch path's own (`Translator`'s
+`encode` and `translate`, `to_text`); only the search runs in CTranslate2. What differs, said
+plainly:
+- Greedy search is the same search: each batch decodes to its longest row's output limit and
+  every row is cut at its own (a greedy row's first tokens do not depend on how far it goes).
+- Beam search is CTranslate2's. It ranks hypotheses by their log-probability alone
+  (length_penalty 0), and the K it returns are scored again by the model (score_batch) and
+  ranked with GNMT's length penalty, as the PyTorch beam search scores them; the two
+  searches keep different hypotheses along the way, so a beam's output can differ where the
+  PyTorch one would finish another hypothesis first. Each row decodes to its own output
+  limit, as in PyTorch.
+- The attention is CTranslate2's of the last layer, averaged over every head (the export asks
+  for all heads), the hypothesis forced as a target prefix: the weights `step` would give.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from pipeline.data.tokenize import tokenize
+from pipeline.data.truecase import truecaser
+from pipeline.data.vocab import ids_to_tokens
+from pipeline.decoding.search import Hypothesis, OutputLimit, length_penalty
+from pipeline.decoding.translate import DEFAULTS, LIMIT, Translator
+from pipeline.errors import PipelineError
+from pipeline.files import read_json
+from pipeline.models.export import EOS_NAME, UNK_NAME, read_export
+from pipeline.models.modeldir import TRUECASE_FILE
+from pipeline.params import TokenizeParams, from_dict
+from pipeline.runtime import pick_device
+
+COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32", "int16", "float16", "bfloat16",
+                 "int8_float16", "int8_bfloat16")
+
+
+class CT2Translator(Translator):
+    """An exported Transformer in CTranslate2, behind Translator's interface (search,
+    translate, attention), so that `translate` and `serve` take either engine."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", compute_type: str = "default",
+                 threads: int = 0) -> None:
+        import ctranslate2
+
+        path = Path(path)
+        info = read_export(path)
+        if compute_type not in COMPUTE_TYPES:
+            raise PipelineError(f"compute type {compute_type!r}: not one of "
+                                f"{', '.join(COMPUTE_TYPES)}")
+        self.device = pick_device(device, "--device")
+        self.config, self.positions = info, int(info["positions"])
+        self.vocab_fr, self.vocab_en = (read_json(path / f"vocab_{x}.json") for x in ("fr", "en"))
+        self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
+        self.stoi_en = {w: i for i, w in enumerate(self.vocab_en)}
+        self.tokenize_params = from_dict(TokenizeParams, info["tokenize"], f"{path}: tokenize")
+        cased = path / TRUECASE_FILE
+        self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
+        self.attends, self.model = True, None
+        # one translation at a time, on every core (CTranslate2's advice for one CPU client)
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+        try:
+            self.engine = ctranslate2.Translator(
+                str(path), device=self.device.type, compute_type=compute_type,
+                inter_threads=1, intra_threads=threads)
+        except (RuntimeError, ValueError) as e:
+            raise PipelineError(f"{path}: CTranslate2 cannot load it "
+                                f"({str(e).splitlines()[0]})") from None
+
+    def source_tokens(self, sentence: str) -> list[str]:
+        """The sentence's tokens as the model's vocabulary has them, with the end mark."""
+        p = self.tokenize_params
+        toks = tokenize(sentence, "fr", p.lowercase, p.mark_caps)
+        out = [t if t in self.stoi_fr else UNK_NAME for t in toks] + [EOS_NAME]
+        if len(out) > self.positions:
+            raise PipelineError(f"a sentence of {len(out)} tokens: the CTranslate2 export reads "
+                                f"at most {self.positions} (its position table)")
+        return out
+
+    def search(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
+               alpha: float = DEFAULTS.alpha, n_best: int = 1, limit: OutputLimit = LIMIT,
+               scored: bool = False) -> list[list[Hypothesis]]:
+        out: list[list[Hypothesis]] = [[] for _ in sentences]
+        todo = [(i, self.source_tokens(s)) for i, s in enumerate(sentences) if s.strip()]
+        todo.sort(key=lambda item: -len(item[1]))
+        greedy = beam_size == 1 and n_best == 1 and not scored
+        for k in range(0, len(todo), batch_size):
+            chunk = todo[k:k + batch_size]
+            limits = limit([len(toks) for _, toks in chunk])
+            # greedy: the batch decodes to its longest limit and each row is cut at its own;
+            # a beam search is run per limit (rows of one length, so few calls), since a
+            # beam's hypotheses depend on how far it may go
+            groups = [list(range(len(chunk)))] if greedy else [
+                [j for j, n in enumerate(limits) if n == most] for most in sorted(set(limits))]
+            for group in groups:
+                most = max(limits[j] for j in group)
+                results = self.engine.translate_batch(
+                    [chunk[j][1] for j in group], beam_size=beam_size,
+                    num_hypotheses=1 if greedy else beam_size, length_penalty=0.0,
+                    return_scores=not greedy, max_decoding_length=most, max_input_length=0)
+                for j, result in zip(group, results):
+                    out[chunk[j][0]] = self._hypotheses(chunk[j][1], result, limits[j], most,
+                                                        alpha, greedy)[:n_best]
+        return out
+
+    def _hypotheses(self, source: list[str], result, row_limit: int, decoded: int,  # noqa: ANN001
+                    alpha: float, greedy: bool) -> list[Hypothesis]:
+        """A CTranslate2 result as Hypothesis objects, cut at the row's own limit. Greedy's
+        scores stay NaN, as Translator's. A beam's are the model's log-probabilities of each
+        hypothesis (CTranslate2's score_batch: its search's own scores are not exactly
+        those), over GNMT's length penalty, by which they are ranked."""
+        found = []
+        for tokens in result.hypotheses:
+            ended = len(tokens) < decoded  # CTranslate2 stopped at _eos_
+            if len(tokens) >= row_limit:  # at or past this row's own limit: unfinished
+                tokens, ended = tokens[:row_limit], False
+            found.append((tokens, ended))
+        if greedy:
+            return [Hypothesis([self.stoi_en[t] for t in tokens], math.nan, math.nan)
+                    for tokens, _ in found]
+        scored = self.engine.score_batch([source] * len(found), [t for t, _ in found])
+        hyps = []
+        for (tokens, ended), score in zip(found, scored):
+            # score_batch scores the _eos_ after the tokens too: an unfinished one has none
+            log_prob = float(sum(score.log_probs if ended else score.log_probs[:-1]))
+            steps = len(tokens) + (1 if ended else 0)
+            hyps.append(Hypothesis([self.stoi_en[t] for t in tokens],
+                                   log_prob / length_penalty(steps, alpha), log_prob))
+        return sorted(hyps, key=lambda h: -h.score)
+
+    def attention(self, sentences: list[str], hyps: list[list[int]], batch_size: int = 64
+                  ) -> list[tuple[list[str], list[str], list[list[float]]]]:
+        """As Translator.attention: for each sentence and a hypothesis of it (ids), the source
+        and output tokens with their _eos_, and a row of weights per output token."""
+        out: list = []
+        for k in range(0, len(sentences), batch_size):
+            chunk = list(range(k, min(k + batch_size, len(sentences))))
+            sources = [self.source_tokens(sentences[i]) for i in chunk]
+            prefixes = [[self.vocab_en[t] for t in hyps[i]] for i in chunk]
+            results = self.engine.translate_batch(
+                sources, target_prefix=prefixes, beam_size=1, return_attention=True,
+                return_end_token=True,
+                max_decoding_length=max(len(p) for p in prefixes) + 1)
+            for i, src, prefix, result in zip(chunk, sources, prefixes, results):
+                p = self.tokenize_params
+                words = tokenize(sentences[i], "fr", p.lowercase, p.mark_caps) + [EOS_NAME]
+                weights = [list(map(float, row[:len(src)]))
+                           for row in result.attention[0][:len(prefix) + 1]]
+                out.append((words, ids_to_tokens(hyps[i], self.vocab_en) + [EOS_NAME], weights))
+        return out
