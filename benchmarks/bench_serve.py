@@ -2,6 +2,7 @@
 batch of 1, and a check that every request gets exactly its own answers.
 
     python benchmarks/bench_serve.py --model models/transformer [--clients 16] [--requests 200]
+    python benchmarks/bench_serve.py --model models/transformer-ct2   # a CTranslate2 export
 
 Per setting, a fresh server process (`fren-nmt serve --max-batch B`, one torch thread) and
 `--clients` concurrent clients that send `--requests` requests in all (1 to 4 French questions
@@ -30,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.vocab import ids_to_tokens  # noqa: E402
-from pipeline.decoding.translate import Translator  # noqa: E402
+from pipeline.decoding.translate import open_translator  # noqa: E402
 
 
 def free_port() -> int:
@@ -92,7 +93,7 @@ def main() -> None:
     requests = [rng.sample(pool, rng.randint(1, 4)) for _ in range(args.requests)]
     distinct = sorted({s for r in requests for s in r})
     torch.set_num_threads(1)  # the server's one thread: the same arithmetic
-    tr = Translator(args.model)
+    tr = open_translator(args.model)  # a model directory, or a CTranslate2 export
     # each sentence's best hypothesis decoded alone, as the server shows its tokens (specials
     # such as a _bos_ the model emitted mid-sentence left out)
     alone = {s: ids_to_tokens(tr.search([s], scored=True)[0][0].ids, tr.vocab_en)

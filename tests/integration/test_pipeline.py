@@ -273,6 +273,41 @@ def test_what_evaluate_records_is_what_ran(workspace: Path, tmp_path: Path,
 
 
 @pytest.mark.slow
+def test_an_exported_transformer_translates_the_test_set_as_pytorch_does(
+        workspace: Path, tmp_path: Path) -> None:
+    """The export's parity on the test set, with a transformer trained here (small, four
+    epochs): fp32 greedy equal to PyTorch's on at least 99% of the sentences and BLEU within
+    0.1; int8 BLEU within 0.5 (benchmarks/bench_ctranslate2.py measures the quick run's)."""
+    import pandas as pd
+    import sacrebleu
+
+    from pipeline.data.batches import load_splits
+    from pipeline.decoding.ctranslate import CT2Translator
+    from pipeline.decoding.translate import Translator
+    from pipeline.models.export import export
+
+    set_params(workspace, "variants.transformer.train.epochs=4",
+               "variants.transformer.train.lr=5.0e-3")
+    sh(["dvc", "repro", "train@transformer"], workspace)
+    model = workspace / "models/transformer"
+    test = load_splits(str(workspace / "data/processed/ids.parquet"))[2]
+    questions = pd.read_parquet(workspace / "data/interim/questions.parquet").set_index("line")
+    sources = [str(questions.at[line, "fr"]) for line in test.lines]
+    refs = [str(questions.at[line, "en"]) for line in test.lines]
+    torch.set_num_threads(1)
+    pytorch = Translator(model).translate(sources)
+    bleu = sacrebleu.corpus_bleu(pytorch, [refs]).score
+    # a model that learned a little (BLEU about 1 at this size) and says different things
+    assert bleu > 0.5 and len(set(pytorch)) > 100, (bleu, len(set(pytorch)))
+    for quantization, equal, within in (("float32", 0.99, 0.1), ("int8", 0.0, 0.5)):
+        out = export(model, tmp_path / quantization, quantization)
+        lines = CT2Translator(out, threads=1).translate(sources)
+        same = sum(a == b for a, b in zip(lines, pytorch)) / len(sources)
+        assert same >= equal, (quantization, same)
+        assert abs(sacrebleu.corpus_bleu(lines, [refs]).score - bleu) <= within, quantization
+
+
+@pytest.mark.slow
 def test_lr_find_writes_plot_and_data(workspace: Path) -> None:
     sh(["dvc", "repro", "embeddings"], workspace)
     r = sh(["fren-nmt", "lr-find", "--variant", "attention", "--batches", "6", "--out",
