@@ -60,8 +60,10 @@ class CT2Translator(Translator):
         cased = path / TRUECASE_FILE
         self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
         self.attends, self.model = True, None
-        # one translation at a time, on every core (CTranslate2's advice for one CPU client)
-        threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+        # one translation at a time (one client's batches come one by one), on OMP_NUM_THREADS
+        # threads, or else one: on 2 cores one thread was the fastest, for single sentences
+        # and batches of 32 alike (BENCHMARKS.md, "CTranslate2")
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or 1
         try:
             self.engine = ctranslate2.Translator(
                 str(path), device=self.device.type, compute_type=compute_type,
