@@ -245,12 +245,10 @@ class Batcher:
 
 def model_info(paths: list[Path], translator: "Translator") -> dict:
     """What GET /models shows: each model's name, kind, vocabularies, options, kept epoch."""
-    from pipeline.models.export import is_export, read_export
-
     models = []
     for p in paths:
-        if is_export(p):  # a CTranslate2 export of a transformer
-            info = read_export(p)
+        if translator.model is None:  # a CTranslate2 export (one directory): its record
+            info = translator.config
             models.append({"name": p.name, "path": str(p), "kind": "transformer",
                            "engine": "ctranslate2", "quantization": info["quantization"],
                            "exported_from": info["exported_from"],

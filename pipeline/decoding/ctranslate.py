@@ -23,19 +23,15 @@ import os
 from pathlib import Path
 
 from pipeline.data.tokenize import tokenize
-from pipeline.data.truecase import truecaser
 from pipeline.data.vocab import ids_to_tokens
 from pipeline.decoding.search import Hypothesis, OutputLimit, length_penalty
 from pipeline.decoding.translate import DEFAULTS, LIMIT, Translator
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
-from pipeline.models.export import EOS_NAME, UNK_NAME, read_export
-from pipeline.models.modeldir import TRUECASE_FILE
-from pipeline.params import TokenizeParams, from_dict
+from pipeline.models.export import EOS_NAME, QUANTIZATIONS, UNK_NAME, read_export
 from pipeline.runtime import pick_device
 
-COMPUTE_TYPES = ("default", "float32", "int8", "int8_float32", "int16", "float16", "bfloat16",
-                 "int8_float16", "int8_bfloat16")
+COMPUTE_TYPES = ("default", *QUANTIZATIONS)  # "default": the type the export was written in
 
 
 class CT2Translator(Translator):
@@ -54,11 +50,8 @@ class CT2Translator(Translator):
         self.device = pick_device(device, "--device")
         self.config, self.positions = info, int(info["positions"])
         self.vocab_fr, self.vocab_en = (read_json(path / f"vocab_{x}.json") for x in ("fr", "en"))
-        self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
+        self.read_text_path(path)
         self.stoi_en = {w: i for i, w in enumerate(self.vocab_en)}
-        self.tokenize_params = from_dict(TokenizeParams, info["tokenize"], f"{path}: tokenize")
-        cased = path / TRUECASE_FILE
-        self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
         self.attends, self.model = True, None
         # one translation at a time (one client's batches come one by one), on OMP_NUM_THREADS
         # threads, or else one: on 2 cores one thread was the fastest, for single sentences

@@ -56,11 +56,17 @@ class Translator:
             models.append(model)
         self.model = models[0] if len(models) == 1 else Ensemble(models).eval()
         self.attends = models[0].attends  # an ensemble shows its first model's attention
+        self.read_text_path(paths[0])
+
+    def read_text_path(self, path: Path) -> None:
+        """What turns text into the model's tokens and back, from the directory at `path`
+        (self.config and the vocabularies read already): the tokenizer settings, the source
+        vocabulary's index, and the truecaser the train stage saved
+        (pipeline/data/truecase.py; older models have none)."""
         self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
         self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
-                                         f"{paths[0]}: tokenize")
-        # the truecaser the train stage saved (pipeline/data/truecase.py); older models have none
-        cased = paths[0] / TRUECASE_FILE
+                                         f"{path}: tokenize")
+        cased = path / TRUECASE_FILE
         self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
 
     def encode(self, sentence: str) -> list[int]:

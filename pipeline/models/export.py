@@ -139,8 +139,7 @@ def export(model_dir: str | Path, out: str | Path, quantization: str = "float32"
     (tmp / MARKER).write_text(json.dumps({
         "format": FORMAT, "exported_from": str(model_dir), "quantization": quantization,
         "tokenize": config["tokenize"], "max_src_len": config["max_src_len"],
-        "max_tgt_len": config["max_tgt_len"], "positions": POSITIONS,
-        "attends": True}, indent=2))
+        "max_tgt_len": config["max_tgt_len"], "positions": POSITIONS}, indent=2))
     if (model_dir / TRUECASE_FILE).is_file():
         shutil.copy(model_dir / TRUECASE_FILE, tmp / TRUECASE_FILE)
     (tmp / "vocab_fr.json").write_text(json.dumps(vocab_fr, ensure_ascii=False))

@@ -61,11 +61,12 @@ def number(value: object, where: str) -> float:
     return float(value)
 
 
-def _leaves(obj: object, prefix: str, out: dict[str, object]) -> None:
+def _leaves(obj: object, prefix: str, out: dict[str, object], numbers: bool = True) -> None:
+    """The leaves of nested mappings under their dotted names: the numbers, or every value."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _leaves(v, f"{prefix}{k}.", out)
-    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+            _leaves(v, f"{prefix}{k}.", out, numbers)
+    elif not numbers or isinstance(obj, int | float) and not isinstance(obj, bool):
         out[prefix[:-1]] = obj
 
 
@@ -178,18 +179,10 @@ def exact_of(folder: str | Path, variants: list[str]) -> dict[str, dict]:
             continue
         data = read_json(path)
         figures: dict[str, object] = {}
-        _all_leaves(data, "", figures)
+        _leaves(data, "", figures, numbers=False)
         files = sorted((Path(folder) / "translations" / variant).glob("*.txt"))
         out[variant] = {
             "weights_sha256": data.get("weights_sha256"),
             "figures": {k: v for k, v in figures.items() if not k.startswith(NOT_EXACT)},
             "lines": {f.name: line_hashes(f) for f in files}}
     return out
-
-
-def _all_leaves(obj: object, prefix: str, out: dict[str, object]) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _all_leaves(v, f"{prefix}{k}.", out)
-    else:
-        out[prefix[:-1]] = obj
