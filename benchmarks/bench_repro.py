@@ -49,7 +49,8 @@ from pipeline.params import (  # noqa: E402
     variant_runtime,
 )
 from pipeline.runtime import pick_device, set_threads  # noqa: E402
-from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare  # noqa: E402
+from pipeline.training.prepare import prepare  # noqa: E402
+from pipeline.training.train import Checkpointing, TrainingRun, fit  # noqa: E402
 
 TRAIN, VALID, V_FR, V_EN = 45_219, 5_041, 24_793 + 4, 17_573 + 4
 

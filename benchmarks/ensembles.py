@@ -27,13 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.batches import WholeSet, load_splits, whole_set  # noqa: E402
-from pipeline.data.truecase import truecaser  # noqa: E402
+from pipeline.data.units import read_units  # noqa: E402
 from pipeline.decoding.search import Ensemble, OutputLimit  # noqa: E402
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import outputs_of, scores, translate_tokens  # noqa: E402
 from pipeline.evaluation.significance import format_table, paired_tests  # noqa: E402
-from pipeline.files import read_json  # noqa: E402
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir  # noqa: E402
+from pipeline.models.modeldir import load_model_dir  # noqa: E402
 from pipeline.params import EvaluateParams, load_params, section, variant_names  # noqa: E402
 
 
@@ -49,14 +48,14 @@ def main() -> None:
     names = [v for v in variant_names() if (Path(args.models) / v / "model.pt").exists()]
     loaded = {v: load_model_dir(Path(args.models) / v, cpu) for v in names}
     vocab_fr, vocab_en = loaded[names[0]][2], loaded[names[0]][3]
-    tc = truecaser(read_json(Path(args.models) / names[0] / TRUECASE_FILE))
+    units = read_units(Path(args.models) / names[0], loaded[names[0]][1], vocab_fr)
     _, valid, test = load_splits("data/processed/ids.parquet")
     if not len(test):
         raise PipelineError("ensembles: no test set (vocab.split lesson): a choice made on the "
                             "validation set has nothing honest to be reported on")
     tokens = pd.read_parquet("data/interim/tokens.parquet").set_index("line")
     questions = pd.read_parquet("data/interim/questions.parquet").set_index("line")
-    sets = {name: whole_set(pairs, tokens, questions, vocab_fr)
+    sets = {name: whole_set(pairs, tokens, questions, vocab_fr, units)
             for name, pairs in (("valid", valid), ("test", test))}
     limit = OutputLimit.of(ev)
 
@@ -67,7 +66,7 @@ def main() -> None:
         model = models[0] if len(models) == 1 else Ensemble(models).eval()
         t0 = time.perf_counter()
         hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit,
-                                           cpu, beam, ev.alpha)[0], tc)
+                                           cpu, beam, ev.alpha)[0], units)
         texts[group, whole is sets["test"], beam] = hyps.text
         found, _ = scores(hyps, whole)
         return found["bleu"], found["chrf"], time.perf_counter() - t0

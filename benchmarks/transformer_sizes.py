@@ -26,11 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.batches import whole_set  # noqa: E402
 from pipeline.data.truecase import truecaser  # noqa: E402
+from pipeline.data.units import Words  # noqa: E402
 from pipeline.decoding.search import OutputLimit  # noqa: E402
 from pipeline.evaluation.metrics import greedy_scores  # noqa: E402
 from pipeline.files import read_json  # noqa: E402
-from pipeline.params import EvaluateParams, load_params, section  # noqa: E402
-from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare  # noqa: E402
+from pipeline.params import EvaluateParams, TokenizeParams, load_params, section  # noqa: E402
+from pipeline.training.prepare import prepare  # noqa: E402
+from pipeline.training.train import Checkpointing, TrainingRun, fit  # noqa: E402
 
 # name: (model keys, train keys) laid over variants.transformer and these (what the runs of
 # 2026-12-01 shared, whatever params.yaml says now)
@@ -73,13 +75,14 @@ def main() -> None:
         over["model"] = {**over["model"], **BASE[0], **model_keys}
         over["train"] = {**over["train"], **BASE[1], **train_keys, "epochs": args.epochs}
         ready = prepare(params, "transformer", args.processed)
-        whole = whole_set(ready.valid, tokens, questions, ready.vocab_fr)
+        units = Words(section(params, "tokenize", TokenizeParams), ready.vocab_fr, tc)
+        whole = whole_set(ready.valid, tokens, questions, ready.vocab_fr, units)
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             run = TrainingRun(ready.model, ready.train, ready.valid, ready.train_cfg, dev)
             out = fit(run, Checkpointing(Path(tmp) / "ckpt.pt", "sizes"),
-                      lambda m, w=whole, v=ready.vocab_en: greedy_scores(
-                          m, w, v, tc, ev.batch_size, limit, dev))
+                      lambda m, w=whole, v=ready.vocab_en, u=units: greedy_scores(
+                          m, w, v, u, ev.batch_size, limit, dev))
         seconds = (time.perf_counter() - t0) / out["epochs"]
         kept = out["history"][out["best_epoch"] - 1]
         n = sum(p.numel() for p in ready.model.parameters())

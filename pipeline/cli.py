@@ -27,7 +27,7 @@ def read_lines(stream: object, name: str = "standard input") -> list[str]:
 
 def cmd_translate(args: argparse.Namespace) -> None:
     from pipeline.data.vocab import ids_to_tokens
-    from pipeline.decoding.translate import open_translator, to_text
+    from pipeline.decoding.translate import open_translator
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")
@@ -53,7 +53,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
                                                args.nbest, limit), 1):
         for h in hyps:
             words = ids_to_tokens(h.ids, translator.vocab_en)
-            text = " ".join(words) if args.tokens else to_text(words, translator.truecaser)
+            text = " ".join(words) if args.tokens else translator.units.text(words)
             print(f"{n}\t{h.score:.4f}\t{text}")
 
 

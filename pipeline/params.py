@@ -117,6 +117,21 @@ class VocabParams:
 
 
 @dataclass
+class PoolParams:
+    size: int = at_least_0(200000)
+    seed: int = 0
+    max_words: int = positive(30)
+
+
+@dataclass
+class SubwordsParams:
+    type: str = choice("unigram", "bpe")
+    vocab_size: int = knob(8000, lambda v: v >= 16, ">= 16")
+    joint: bool = True
+    character_coverage: float = knob(1.0, lambda v: 0.9 <= v <= 1, "in [0.9, 1]")
+
+
+@dataclass
 class FastTextTrainParams:
     epochs: int = positive(20)
     min_count: int = positive(1)
@@ -159,7 +174,7 @@ class ModelConfig:
     emb_std: float = positive(0.1)
     heads: int = positive(4)
     ff_size: int = positive(512)
-    dropout: float = fraction(0.3)
+    dropout: float = fraction(0.1)
 
 
 @dataclass
@@ -182,6 +197,14 @@ class TrainConfig:
     precision: str = choice("fp32", "bf16")
     keep: str = choice(*KEEP)
     patience: int = at_least_0(0)  # 0 = off
+    units: str = choice("words", "pieces")
+    pool: int = at_least_0(0)  # pool pairs added to each epoch; 0 = the questions alone
+    question_repeats: int = positive(1)  # the questions, this many times an epoch
+
+    def check(self, where: str) -> None:
+        if self.pool and self.units != "pieces":
+            raise PipelineError(f"{where}.pool: {self.pool} pool pairs an epoch need "
+                                f"{where}.units: pieces (the subwords stage encodes the pool)")
 
 
 @dataclass
@@ -211,6 +234,13 @@ class EvaluateParams:
     max_len_cap: int = positive(200)
     beam_size: int = positive(5)
     alpha: float = knob(0.6, valid_alpha, f"from 0 to {MAX_ALPHA:g}")
+
+
+# params.yaml's sections and their classes (variants lays model, train and runtime per variant)
+SECTIONS = {"data": DataParams, "filter": FilterParams, "tokenize": TokenizeParams,
+            "vocab": VocabParams, "pool": PoolParams, "subwords": SubwordsParams,
+            "embeddings": EmbeddingsParams, "model": ModelConfig, "train": TrainConfig,
+            "runtime": RuntimeConfig, "evaluate": EvaluateParams}
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

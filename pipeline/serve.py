@@ -119,7 +119,6 @@ def decode(translator: "Translator", sentences: list[str], opts: Options) -> lis
     """Each sentence's answer: its n-best hypotheses (text, tokens, scores), and the attention
     behind the best one when asked."""
     from pipeline.data.vocab import ids_to_tokens
-    from pipeline.decoding.translate import to_text
 
     found = translator.search(sentences, len(sentences) or 1, opts.beam, opts.alpha, opts.nbest,
                       scored=True)
@@ -128,7 +127,7 @@ def decode(translator: "Translator", sentences: list[str], opts: Options) -> lis
         out = []
         for h in hyps:
             tokens = ids_to_tokens(h.ids, translator.vocab_en)
-            out.append({"text": to_text(tokens, translator.truecaser), "tokens": tokens,
+            out.append({"text": translator.units.text(tokens), "tokens": tokens,
                         "score": h.score, "log_prob": h.log_prob})
         answers.append({"source": source, "hypotheses": out})
     if opts.attention:

@@ -10,7 +10,6 @@ from pipeline.training.run import TrainPaths, run_variant
 
 PATHS = TrainPaths(
     processed="data/processed",
-    truecase="data/processed/truecase_en.json",
     tokens="data/interim/tokens.parquet",
     questions="data/interim/questions.parquet",
     models=Path("models"),

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.data.units import Pieces, Words
 from pipeline.data.vocab import PAD, numericalize
 
 
@@ -60,6 +61,16 @@ class Split:
     def __len__(self) -> int:
         return len(self.src)
 
+    @classmethod
+    def join(cls, parts: list[tuple[Split, np.ndarray]]) -> Split:
+        """The rows `index` of each (split, index) part, one after the other."""
+        out = cls.__new__(cls)
+        out.src = [part.src[i] for part, index in parts for i in index]
+        out.tgt = [part.tgt[i] for part, index in parts for i in index]
+        out.lines = np.concatenate([part.lines[index] for part, index in parts])
+        out.src_lengths = np.array([len(s) for s in out.src])
+        return out
+
     def max_lengths(self) -> tuple[int, int]:
         """The longest source and target (training cuts its lengths there)."""
         return int(self.src_lengths.max()), max(len(t) for t in self.tgt)
@@ -93,6 +104,26 @@ class Split:
             yield self.batch(idx[i:i + batch_size])
 
 
+def union(train: Split, pool: Split | None) -> Split:
+    """Every pair training may see: the questions and the pool (the longest of them set the
+    captured CUDA steps' shapes)."""
+    if pool is None:
+        return train
+    return Split.join([(train, np.arange(len(train))), (pool, np.arange(len(pool)))])
+
+
+def epoch_pairs(train: Split, pool: Split | None, repeats: int, per_epoch: int,
+                epoch: int) -> Split:
+    """What epoch `epoch` trains on: the questions `repeats` times, and the next `per_epoch`
+    pairs of the pool (epoch k takes the k-th slice, wrapping round), so that the epochs go
+    through the pool in its seeded order and every epoch has as many pairs."""
+    parts = [(train, np.arange(len(train)))] * repeats
+    if pool is not None and per_epoch and len(pool):
+        n = min(per_epoch, len(pool))
+        parts.append((pool, (epoch * n + np.arange(n)) % len(pool)))
+    return train if len(parts) == 1 else Split.join(parts)
+
+
 SETS = ("train", "valid", "test")
 
 
@@ -117,11 +148,19 @@ class WholeSet:
 
 
 def whole_set(pairs: Split, tokens: pd.DataFrame, questions: pd.DataFrame,
-              vocab_fr: list[str]) -> WholeSet:
-    """`tokens` is tokens.parquet and `questions` questions.parquet, each indexed by line."""
-    sources = [list(tokens.at[line, "fr_tokens"]) for line in pairs.lines]
+              vocab_fr: list[str], units: Words | Pieces) -> WholeSet:
+    """`tokens` is tokens.parquet and `questions` questions.parquet, each indexed by line.
+    Words take the tokenize stage's tokens; pieces encode the original text (the references
+    as tokens are then the English pieces)."""
+    if isinstance(units, Pieces):
+        sources = [units.source_tokens(questions.at[line, "fr"]) for line in pairs.lines]
+        token_refs = [" ".join(units.target_tokens(questions.at[line, "en"]))
+                      for line in pairs.lines]
+    else:
+        sources = [list(tokens.at[line, "fr_tokens"]) for line in pairs.lines]
+        token_refs = [" ".join(tokens.at[line, "en_tokens"]) for line in pairs.lines]
     stoi = {w: i for i, w in enumerate(vocab_fr)}
     whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi) for t in sources],
                                 "en_ids": [list(t) for t in pairs.tgt], "line": pairs.lines}))
-    return WholeSet(whole, [" ".join(tokens.at[line, "en_tokens"]) for line in pairs.lines],
-                    [str(questions.at[line, "en"]) for line in pairs.lines], sources)
+    return WholeSet(whole, token_refs, [str(questions.at[line, "en"]) for line in pairs.lines],
+                    sources)

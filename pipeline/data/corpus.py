@@ -361,6 +361,30 @@ def filter_pairs(tar_path: str | Path, en_regex: str, fr_regex: str) -> FilterRe
     return FilterResult(pairs=pairs, lines=en.line, source=f"{en_member} + {fr_member}")
 
 
+def line_pairs(path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """Every (line, English, French) pair of the corpus at `path` (a tarball or a zip), in
+    order, numbered as filter_pairs numbers them: the pool stage's reading of what the filter
+    rejected."""
+    path = Path(path)
+    if is_zip(path):
+        en_lines, fr_lines, numbers, _ = read_zip_pairs(path)
+        yield from zip(numbers, en_lines, fr_lines)
+        return
+    en_member, fr_member = _tar_members(path, str(path))
+    en = _Lines(_prefetch(_inflate(path, en_member)), path, en_member)
+    fr = _Lines(_prefetch(_inflate(path, fr_member)), path, fr_member)
+    while True:
+        first = en.line
+        en_lines = en.decode(en.block(BLOCK_BYTES)).split("\n")[:-1]
+        if not en_lines:
+            return
+        fr_lines = fr.lines(len(en_lines))
+        if len(fr_lines) != len(en_lines):
+            raise PipelineError(f"{path}: {fr_member} ends before {en_member} "
+                                f"(line {first + len(fr_lines) + 1})")
+        yield from zip(range(first + 1, first + len(en_lines) + 1), en_lines, fr_lines)
+
+
 def filter_lines(en_lines: list[str], fr_lines: list[str], en_regex: str,
                        fr_regex: str) -> list[tuple[int, str, str]]:
     """The lesson's loop, one line at a time, over lines already in memory (the zip's): the

@@ -75,7 +75,7 @@ def groups(en_keys: Sequence[str], fr_keys: Sequence[str]) -> np.ndarray:
     return np.array([root(i) for i in range(len(en_keys))], dtype=np.int64)
 
 
-def _unit(seed: int, key: str) -> float:
+def seeded_unit(seed: int, key: str) -> float:
     """A number in [0, 1) that depends only on the seed and the key (SHA-256)."""
     digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -92,7 +92,7 @@ def grouped_split(en_keys: Sequence[str], fr_keys: Sequence[str], valid_fraction
     for i, g in enumerate(group):  # a group's key: its smallest English sentence
         if g not in name or en_keys[i] < name[g]:
             name[g] = en_keys[i]
-    where = {g: _unit(seed, k) for g, k in name.items()}
+    where = {g: seeded_unit(seed, k) for g, k in name.items()}
     u = np.array([where[g] for g in group])
     return np.where(u < test_fraction, "test",
                     np.where(u < test_fraction + valid_fraction, "valid", "train"))

@@ -1,8 +1,8 @@
 """Translating with CTranslate2: the same text in and out as `Translator`, on an exported
 Transformer (pipeline/models/export.py).
 
-Tokenizing, the truecaser and the printed text are the PyTorch path's own (`Translator`'s
-`encode` and `translate`, `to_text`); only the search runs in CTranslate2. What differs, said
+The units and the printed text are the PyTorch path's own (`Translator`'s units, words or
+pieces: pipeline/data/units.py); only the search runs in CTranslate2. What differs, said
 plainly:
 - Greedy search is the same search: each batch decodes to its longest row's output limit and
   every row is cut at its own (a greedy row's first tokens do not depend on how far it goes).
@@ -22,7 +22,6 @@ import math
 import os
 from pathlib import Path
 
-from pipeline.data.tokenize import tokenize
 from pipeline.data.vocab import ids_to_tokens
 from pipeline.decoding.search import Hypothesis, OutputLimit, length_penalty
 from pipeline.decoding.translate import DEFAULTS, LIMIT, Translator
@@ -52,6 +51,7 @@ class CT2Translator(Translator):
         self.vocab_fr, self.vocab_en = (read_json(path / f"vocab_{x}.json") for x in ("fr", "en"))
         self.read_text_path(path)
         self.stoi_en = {w: i for i, w in enumerate(self.vocab_en)}
+        self.known_fr = set(self.vocab_fr)  # a word, or a piece of a character never seen
         self.attends, self.model = True, None
         # one translation at a time (one client's batches come one by one), on OMP_NUM_THREADS
         # threads, or else one: on 2 cores one thread was the fastest, for single sentences
@@ -67,9 +67,8 @@ class CT2Translator(Translator):
 
     def source_tokens(self, sentence: str) -> list[str]:
         """The sentence's tokens as the model's vocabulary has them, with the end mark."""
-        p = self.tokenize_params
-        toks = tokenize(sentence, "fr", p.lowercase, p.mark_caps)
-        out = [t if t in self.stoi_fr else UNK_NAME for t in toks] + [EOS_NAME]
+        out = [t if t in self.known_fr else UNK_NAME
+               for t in self.units.source_tokens(sentence)] + [EOS_NAME]
         if len(out) > self.positions:
             raise PipelineError(f"a sentence of {len(out)} tokens: the CTranslate2 export reads "
                                 f"at most {self.positions} (its position table)")
@@ -140,8 +139,7 @@ class CT2Translator(Translator):
                 return_end_token=True,
                 max_decoding_length=max(len(p) for p in prefixes) + 1)
             for i, src, prefix, result in zip(chunk, sources, prefixes, results):
-                p = self.tokenize_params
-                words = tokenize(sentences[i], "fr", p.lowercase, p.mark_caps) + [EOS_NAME]
+                words = self.units.source_tokens(sentences[i]) + [EOS_NAME]
                 weights = [list(map(float, row[:len(src)]))
                            for row in result.attention[0][:len(prefix) + 1]]
                 out.append((words, ids_to_tokens(hyps[i], self.vocab_en) + [EOS_NAME], weights))

@@ -1,19 +1,17 @@
 """Translation of raw French sentences into English text a person reads.
 
-`Translator` loads a model directory (pipeline/models/modeldir.py), tokenizes as training did,
-searches (pipeline/decoding/search.py) and turns the tokens back into text (`to_text`).
+`Translator` loads a model directory (pipeline/models/modeldir.py), turns text into its units
+as training did, searches (pipeline/decoding/search.py) and turns the units back into text
+(pipeline/data/units.py: words or SentencePiece pieces).
 """
 
 from __future__ import annotations
 
-import re
-from functools import cache
 from pathlib import Path
 
 from pipeline.data.batches import pad, to_device
-from pipeline.data.tokenize import CAPS, tokenize
-from pipeline.data.truecase import truecase, truecaser
-from pipeline.data.vocab import EOS, UNK, ids_to_tokens
+from pipeline.data.units import read_units
+from pipeline.data.vocab import EOS, ids_to_tokens
 from pipeline.decoding.search import (
     Ensemble,
     Hypothesis,
@@ -23,9 +21,8 @@ from pipeline.decoding.search import (
     greedy,
 )
 from pipeline.errors import PipelineError
-from pipeline.files import read_json
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
-from pipeline.params import EvaluateParams, TokenizeParams, from_dict
+from pipeline.models.modeldir import load_model_dir
+from pipeline.params import EvaluateParams
 from pipeline.runtime import pick_device
 
 # The search settings evaluate uses (params.yaml's evaluate section) are translate's defaults
@@ -44,7 +41,9 @@ class Translator:
         for p in paths:
             model, config, vocab_fr, vocab_en = load_model_dir(p, self.device)
             if models:  # an ensemble averages log-probabilities over one vocabulary
-                for what, mine, first in (("French vocabulary", vocab_fr, self.vocab_fr),
+                for what, mine, first in (("units (words or pieces)", config.get("units"),
+                                           self.config.get("units")),
+                                          ("French vocabulary", vocab_fr, self.vocab_fr),
                                           ("English vocabulary", vocab_en, self.vocab_en),
                                           ("tokenizer", config["tokenize"],
                                            self.config["tokenize"])):
@@ -59,21 +58,14 @@ class Translator:
         self.read_text_path(paths[0])
 
     def read_text_path(self, path: Path) -> None:
-        """What turns text into the model's tokens and back, from the directory at `path`
-        (self.config and the vocabularies read already): the tokenizer settings, the source
-        vocabulary's index, and the truecaser the train stage saved
-        (pipeline/data/truecase.py; older models have none)."""
-        self.stoi_fr = {w: i for i, w in enumerate(self.vocab_fr)}
-        self.tokenize_params = from_dict(TokenizeParams, self.config["tokenize"],
-                                         f"{path}: tokenize")
-        cased = path / TRUECASE_FILE
-        self.truecaser = truecaser(read_json(cased)) if cased.is_file() else None
+        """What turns text into the model's units and back, from the directory at `path`
+        (self.config and the vocabularies read already): words with their tokenizer settings
+        and truecaser, or pieces with their SentencePiece models (pipeline/data/units.py)."""
+        self.units = read_units(path, self.config, self.vocab_fr)
 
     def encode(self, sentence: str) -> list[int]:
         """French ids with _eos_: the whole sentence (an RNN encoder reads any length)."""
-        p = self.tokenize_params
-        toks = tokenize(sentence, "fr", p.lowercase, p.mark_caps)
-        return [self.stoi_fr.get(t, UNK) for t in toks] + [EOS]
+        return self.units.encode(sentence)
 
     def search(self, sentences: list[str], batch_size: int = 64, beam_size: int = 1,
                alpha: float = DEFAULTS.alpha, n_best: int = 1, limit: OutputLimit = LIMIT,
@@ -109,7 +101,6 @@ class Translator:
         the source tokens); None for a model without attention."""
         if not self.attends:
             return None
-        p = self.tokenize_params
         out: list = [None] * len(sentences)
         for k in range(0, len(sentences), batch_size):
             chunk = list(range(k, min(k + batch_size, len(sentences))))
@@ -118,8 +109,7 @@ class Translator:
                                        to_device(src_len, self.device),
                                        [hyps[i] for i in chunk])
             for i, w in zip(chunk, weights):
-                words = tokenize(sentences[i], "fr", p.lowercase, p.mark_caps) + [
-                    self.vocab_fr[EOS]]
+                words = self.units.source_tokens(sentences[i]) + [self.vocab_fr[EOS]]
                 out[i] = (words, ids_to_tokens(hyps[i], self.vocab_en) + [self.vocab_en[EOS]],
                           w.tolist())
         return out
@@ -132,48 +122,8 @@ class Translator:
         lines = []
         for hyps in self.search(sentences, batch_size, beam_size, alpha, 1, limit):
             words = ids_to_tokens(hyps[0].ids, self.vocab_en) if hyps else []
-            lines.append(" ".join(words) if tokens else to_text(words, self.truecaser))
+            lines.append(" ".join(words) if tokens else self.units.text(words))
         return lines
-
-
-@cache
-def _detokenizer():  # noqa: ANN202 - sacremoses' MosesDetokenizer
-    from sacremoses import MosesDetokenizer
-
-    return MosesDetokenizer(lang="en")
-
-
-_PUNCT = {"?", "!", ".", "..."}
-# spaCy splits "can't", "gonna", "gotta", "wanna" in two; Moses' detokenizer does not join them
-_JOIN = {"gon": "na", "wan": "na", "got": "ta"}
-
-
-def to_text(tokens: list[str], casing=None) -> str:  # noqa: ANN001 - a MosesTruecaser
-    """English text from the model's tokens: words in their usual case (the casing `casing`,
-    pipeline/data/truecase.py: "tom" -> "Tom"), the t_up marker applied, spaCy's contraction splits
-    joined, Moses' detokenizer for the spacing, repeated final punctuation collapsed, "i" and
-    the first letter capitalized."""
-    if casing is not None:  # words after t_up keep their form: they become capitals below
-        tokens = [t if i and tokens[i - 1] == CAPS else c
-                  for i, (t, c) in enumerate(zip(tokens, truecase(tokens, casing)))]
-    words: list[str] = []
-    caps = False
-    for tok in tokens:
-        if tok == CAPS:
-            caps = True
-            continue
-        tok = (tok.upper() if caps else tok).replace("\u2019", "'")  # Moses wants ' for 's
-        caps = False
-        if words and (tok.lower() == "n't" or _JOIN.get(words[-1].lower()) == tok.lower()):
-            words[-1] += tok
-            continue
-        words.append("I" if tok == "i" else tok)
-    while len(words) > 1 and words[-1] in _PUNCT and words[-2] == words[-1]:
-        words.pop()
-    text = _detokenizer().detokenize(words) if words else ""
-    first = re.search(r"[^\W\d_]", text)  # the first letter, after any quote or digit
-    return text if first is None else (text[:first.start()] + text[first.start()].upper()
-                                       + text[first.start() + 1:])
 
 
 ENGINES = ("auto", "pytorch", "ctranslate2")

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data.batches import Split, WholeSet
+from pipeline.data.units import Pieces, Words
 from pipeline.data.vocab import PAD, ids_to_tokens
 from pipeline.decoding.search import OutputLimit, translate_split
-from pipeline.decoding.translate import to_text
 from pipeline.models.decoder import Model
 from pipeline.runtime import autocast
 
@@ -121,8 +121,8 @@ class Outputs:
     text: list[str]
 
 
-def outputs_of(hypotheses: list[list[str]], casing) -> Outputs:  # noqa: ANN001 - MosesTruecaser
-    return Outputs([" ".join(h) for h in hypotheses], [to_text(h, casing) for h in hypotheses])
+def outputs_of(hypotheses: list[list[str]], units: Words | Pieces) -> Outputs:
+    return Outputs([" ".join(h) for h in hypotheses], [units.text(h) for h in hypotheses])
 
 
 def scores(out: Outputs, whole: WholeSet, suffix: str = ""
@@ -140,7 +140,7 @@ def scores(out: Outputs, whole: WholeSet, suffix: str = ""
                     "bleu_tok_signature": bt_sig}
 
 
-def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], casing,  # noqa: ANN001
+def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], units: Words | Pieces,
                   batch_size: int, limit: OutputLimit, device: torch.device
                   ) -> dict[str, float]:
     """val_bleu and val_chrf as the evaluate stage defines them (greedy search over the whole
@@ -148,7 +148,7 @@ def greedy_scores(model: Model, whole: WholeSet, vocab_en: list[str], casing,  #
     epoch."""
     hyps, _ = translate_tokens(model, whole.split, vocab_en, batch_size, limit, device,
                                beam_size=1, alpha=0.0)  # greedy reads no alpha
-    s, _ = scores(outputs_of(hyps, casing), whole)
+    s, _ = scores(outputs_of(hyps, units), whole)
     return {"val_bleu": s["bleu"], "val_chrf": s["chrf"]}
 
 

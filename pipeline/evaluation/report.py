@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.batches import Split, WholeSet, load_splits, pad, whole_set
-from pipeline.data.truecase import truecaser
+from pipeline.data.units import read_units
 from pipeline.decoding.search import OutputLimit, greedy
 from pipeline.evaluation.metrics import (
     bleu_by_length,
@@ -27,7 +27,7 @@ from pipeline.evaluation.plots import attention_heatmap
 from pipeline.evaluation.search_check import search_check
 from pipeline.files import read_json, write_json, write_lines, write_tsv
 from pipeline.models.decoder import Model
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir, weights_digest
+from pipeline.models.modeldir import load_model_dir, weights_digest
 from pipeline.params import EvaluateParams, section, variant_runtime
 from pipeline.runtime import pick_device, set_threads
 
@@ -52,8 +52,10 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     if device.type == "cuda":  # the GPU this variant trained on (runtime.first_gpu)
         device = torch.device("cuda", runtime.first_gpu)
     model, config, vocab_fr, vocab_en = load_model_dir(paths.models / variant, device)
-    cased = truecaser(read_json(paths.models / variant / TRUECASE_FILE))
-    _, valid, test = load_splits(paths.ids)
+    units = read_units(paths.models / variant, config, vocab_fr)
+    # a pieces model's sets are the same questions, encoded by the subwords stage
+    _, valid, test = load_splits(paths.ids if units.kind == "words" else
+                                 str(Path(paths.ids).parent / "pieces" / "ids.parquet"))
     tokens = pd.read_parquet(paths.tokens).set_index("line")
     questions = pd.read_parquet(paths.questions).set_index("line")
     limit = OutputLimit.of(evaluate)
@@ -64,8 +66,7 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     # What these figures were made with, read from what ran: the weights (the gate compares
     # them with its baseline's), the units the model reads and writes, each search's settings
     metrics["weights_sha256"] = weights_digest(model)
-    metrics["units"] = {"kind": "words", **{k: config["tokenize"][k]
-                                            for k in ("lowercase", "mark_caps")}}
+    metrics["units"] = units.record()
     metrics["search"] = {}
     seconds, texts, sigs = {}, {}, {}
     for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
@@ -74,7 +75,7 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
             continue
         # Translated and scored whole: the full tokenized sources, not the ids cut at the
         # length percentile for training (the losses use those).
-        whole = whole_set(pairs, tokens, questions, vocab_fr)
+        whole = whole_set(pairs, tokens, questions, vocab_fr, units)
         write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
         for search, beam in (("greedy", 1), ("beam", evaluate.beam_size)):
             t0 = time.perf_counter()
@@ -82,7 +83,7 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
                                                evaluate.batch_size, limit, device, beam,
                                                evaluate.alpha)
             metrics["search"][f"{name}_{search}"] = ran
-            hyps = outputs_of(tokens_out, cased)
+            hyps = outputs_of(tokens_out, units)
             seconds[f"{name}_{search}"] = time.perf_counter() - t0
             found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
             metrics.update({f"{prefix}_{k}": v for k, v in found.items()})

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
+from pipeline.data.units import SPM_FILE, TRUECASE_FILE
 from pipeline.data.vocab import SPECIALS
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
-from pipeline.models.modeldir import TRUECASE_FILE, load_model_dir
+from pipeline.models.modeldir import load_model_dir
 from pipeline.models.transformer import Transformer, positions
 
 MARKER = "fren_nmt.json"  # what makes a CTranslate2 directory this project's
@@ -138,10 +139,12 @@ def export(model_dir: str | Path, out: str | Path, quantization: str = "float32"
                            else quantization, force=True)
     (tmp / MARKER).write_text(json.dumps({
         "format": FORMAT, "exported_from": str(model_dir), "quantization": quantization,
-        "tokenize": config["tokenize"], "max_src_len": config["max_src_len"],
+        "tokenize": config["tokenize"], **({"units": config["units"]} if "units" in config
+                                           else {}), "max_src_len": config["max_src_len"],
         "max_tgt_len": config["max_tgt_len"], "positions": POSITIONS}, indent=2))
-    if (model_dir / TRUECASE_FILE).is_file():
-        shutil.copy(model_dir / TRUECASE_FILE, tmp / TRUECASE_FILE)
+    for name in (TRUECASE_FILE, *(SPM_FILE.format(lang=x) for x in ("fr", "en"))):
+        if (model_dir / name).is_file():  # the text path: a truecaser, or the pieces' models
+            shutil.copy(model_dir / name, tmp / name)
     (tmp / "vocab_fr.json").write_text(json.dumps(vocab_fr, ensure_ascii=False))
     (tmp / "vocab_en.json").write_text(json.dumps(vocab_en, ensure_ascii=False))
     shutil.rmtree(out, ignore_errors=True)

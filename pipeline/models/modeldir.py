@@ -27,12 +27,11 @@ from pipeline.params import ModelConfig, TokenizeParams, from_dict
 FORMAT = 2  # bump when the directory layout or the model's parameters change incompatibly
 
 
-TRUECASE_FILE = "truecase_en.json"  # the truecaser (pipeline/data/truecase.py), from data/processed
-
-
 def save_model_dir(path: str | Path, model: Model, config: dict, vocab_fr: list[str],
-                   vocab_en: list[str], extra: dict | None = None) -> None:
-    """Write the directory under a temporary name, then swap it into place."""
+                   vocab_en: list[str], extra: dict | None = None,
+                   files: dict[str, bytes] | None = None) -> None:
+    """Write the directory under a temporary name, then swap it into place: `extra` JSON
+    records and `files` (a pieces model's SentencePiece models) beside the weights."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -43,6 +42,8 @@ def save_model_dir(path: str | Path, model: Model, config: dict, vocab_fr: list[
     (tmp / "vocab_en.json").write_text(json.dumps(vocab_en, ensure_ascii=False))
     for name, obj in (extra or {}).items():
         (tmp / name).write_text(json.dumps(obj, indent=2))
+    for name, data in (files or {}).items():
+        (tmp / name).write_bytes(data)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
 

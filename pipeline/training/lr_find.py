@@ -11,8 +11,8 @@ import numpy as np
 from pipeline.params import variant_runtime
 from pipeline.runtime import pick_device
 from pipeline.training.optimizer import make_optimizer, pr_force
+from pipeline.training.prepare import prepare
 from pipeline.training.step import train_step
-from pipeline.training.train import prepare
 
 
 def lr_find(params: dict, variant: str, processed: str, batches: int, start: float, end: float

@@ -4,7 +4,7 @@ to dvclive, and write the model directory evaluate and translate read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -12,17 +12,24 @@ import torch
 from dvclive import Live
 
 from pipeline.data.batches import whole_set
-from pipeline.data.truecase import truecaser
+from pipeline.data.units import training_units
 from pipeline.decoding.search import OutputLimit
 from pipeline.evaluation.metrics import greedy_scores
-from pipeline.files import read_json
 from pipeline.models.decoder import Model
-from pipeline.models.modeldir import TRUECASE_FILE, max_len, model_config, save_model_dir
-from pipeline.params import EvaluateParams, RuntimeConfig, TokenizeParams, section, variant_runtime
+from pipeline.models.modeldir import max_len, model_config, save_model_dir
+from pipeline.params import (
+    EvaluateParams,
+    RuntimeConfig,
+    SubwordsParams,
+    TokenizeParams,
+    section,
+    variant_runtime,
+)
 from pipeline.runtime import pick_device, set_threads
 from pipeline.training import distributed
 from pipeline.training.checkpoints import fingerprint, load_checkpoint
-from pipeline.training.train import Checkpointing, TrainingRun, fit, prepare
+from pipeline.training.prepare import prepare
+from pipeline.training.train import Checkpointing, TrainingRun, fit
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,6 @@ class TrainPaths:
     """Where the stage reads and writes (stages/train.py names them)."""
 
     processed: str     # the vocab and embeddings stages' outputs
-    truecase: str      # the truecase stage's table
     tokens: str        # the whole validation sentences, for the scores after every epoch
     questions: str     # and their original English
     models: Path       # models/VARIANT
@@ -60,13 +66,16 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     evaluate: EvaluateParams = section(params, "evaluate", EvaluateParams)
     # val_bleu and val_chrf after every epoch, as the evaluate stage scores them (fit calls
     # this in the first process only and hands the scores to the others)
+    tokenize = section(params, "tokenize", TokenizeParams)
+    units, files = training_units(ready.train_cfg.units, ready.units_dir, tokenize,
+                                  ready.vocab_fr, asdict(section(params, "subwords",
+                                                                 SubwordsParams)))
     whole = whole_set(valid, pd.read_parquet(paths.tokens).set_index("line"),
-                      pd.read_parquet(paths.questions).set_index("line"), ready.vocab_fr)
+                      pd.read_parquet(paths.questions).set_index("line"), ready.vocab_fr, units)
     limit = OutputLimit.of(evaluate)
-    cased = truecaser(read_json(paths.truecase))
 
     def score(m: Model) -> dict[str, float]:
-        return greedy_scores(m, whole, vocab_en, cased, evaluate.batch_size, limit, device)
+        return greedy_scores(m, whole, vocab_en, units, evaluate.batch_size, limit, device)
     if world.size > 1 and runtime.threads == 0 and device.type == "cpu":
         set_threads(distributed.threads_per_process(world))
     # the runtime section may change on a resume; the scores' definition decides which epoch
@@ -77,10 +86,15 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     # the first process reads the checkpoint and hands it to the others
     state = distributed.from_main(load_checkpoint(path, tag) if world.main else None, world)
     checkpoint = Checkpointing(path, tag, state)
-    run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world)
+    run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
+                      ready.pool)
+    cfg = ready.train_cfg
     distributed.main_print(
         world, f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
-        f"{len(ready.train):,} train / {len(valid):,} valid pairs, device {device.type}"
+        f"{cfg.units}, {len(ready.train):,} train / {len(valid):,} valid pairs"
+        + (f" (x{cfg.question_repeats})" if cfg.question_repeats > 1 else "")
+        + (f", {min(cfg.pool, len(ready.pool)):,} of {len(ready.pool):,} pool pairs an epoch"
+           if ready.pool is not None else "") + f", device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))
     if not world.main:  # only the first process writes
         fit(run, checkpoint, score)
@@ -95,10 +109,11 @@ def train_variant(params: dict, variant: str, world: distributed.World,
             live.next_step()
 
         result = fit(run, checkpoint, score, log)
-    config = model_config(ready.model_cfg, section(params, "tokenize", TokenizeParams),
-                          model.tgt_emb.embedding_dim, max_len(ready.train.src + valid.src),
+    config = model_config(ready.model_cfg, tokenize, model.tgt_emb.embedding_dim,
+                          max_len(ready.train.src + valid.src),
                           max_len(ready.train.tgt + valid.tgt))
+    if units.kind == "pieces":
+        config["units"] = units.record()
     save_model_dir(paths.models / variant, model, config, ready.vocab_fr, vocab_en,
-                   extra={"train.json": result,  # and the truecaser translate uses:
-                          TRUECASE_FILE: read_json(paths.truecase)})
+                   extra={"train.json": result}, files=files)
     path.unlink(missing_ok=True)  # finished: the next run starts fresh

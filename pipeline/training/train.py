@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.data.batches import Batch, Split
+from pipeline.data.batches import Batch, Split, epoch_pairs, union
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LOWER_IS_BETTER, loss_sums
 from pipeline.models.decoder import Model
-from pipeline.params import ModelConfig, RuntimeConfig, TrainConfig
-from pipeline.runtime import set_tf32, set_threads
-from pipeline.training.checkpoints import file_digest, restore_rng, rng_state, save_checkpoint
+from pipeline.params import RuntimeConfig, TrainConfig
+from pipeline.runtime import set_tf32
+from pipeline.training.checkpoints import restore_rng, rng_state, save_checkpoint
 from pipeline.training.cuda_graphs import CapturedSteps, uses_graphs
 from pipeline.training.distributed import ONE, World, all_sum, from_main, gather
 from pipeline.training.optimizer import (
@@ -56,6 +56,7 @@ class TrainingRun:
     device: torch.device
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     world: World = ONE
+    pool: Split | None = None  # training-only pairs, cfg.pool of them added to each epoch
 
 
 @dataclass
@@ -68,12 +69,13 @@ class Checkpointing:
     state: dict | None = None  # a loaded checkpoint (checkpoints.load_checkpoint)
 
 
-def make_stepper(model: Model, opt: torch.optim.Optimizer, cfg: TrainConfig,
-                 device: torch.device, train: Split, world: World, runtime: RuntimeConfig
+def make_stepper(run: TrainingRun, opt: torch.optim.Optimizer
                  ) -> tuple[Step, CapturedSteps | None]:
     """How one step runs here: replayed CUDA graphs (one CUDA process), the eager step (the
     CPU, or graphs off), or each process's share of the batch under DistributedDataParallel.
     Also returns the captured steps, for their statistics."""
+    model, cfg, device, world, runtime = run.model, run.cfg, run.device, run.world, run.runtime
+    train = union(run.train, run.pool)  # the longest pairs set the captured steps' shapes
     if world.size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -133,12 +135,13 @@ def fit(run: TrainingRun, checkpoint: Checkpointing,
         best = state.get("best")
         if world.main:
             print(f"train: resuming after epoch {start} from {checkpoint.path}")
-    step, steps = make_stepper(model, opt, cfg, device, train, world, run.runtime)
+    step, steps = make_stepper(run, opt)
     for epoch in range(start, cfg.epochs):
         if stops_early(history, cfg):  # also when resuming a run that had decided to stop
             break
         t0 = time.perf_counter()
-        shown = train_epoch(model, train, opt, step, cfg, epoch, world)
+        pairs = epoch_pairs(train, run.pool, cfg.question_repeats, cfg.pool, epoch)
+        shown = train_epoch(model, pairs, opt, step, cfg, epoch, world)
         sums = loss_sums(model, valid, cfg.batch_size, device, cfg.precision, world.rank,
                          world.size)
         if world.size > 1:  # each process summed its share of the batches
@@ -254,42 +257,3 @@ def stops_early(history: list[dict], cfg: TrainConfig) -> bool:
     if cfg.patience == 0 or cfg.keep == "last" or not history:
         return False
     return history[-1]["epoch"] - kept_epoch(history, cfg.keep) >= cfg.patience
-
-
-@dataclass
-class Prepared:
-    """A variant ready to train: its configs, data, vocabularies and freshly built model."""
-
-    model_cfg: ModelConfig
-    train_cfg: TrainConfig
-    train: Split
-    valid: Split
-    vocab_fr: list[str]
-    vocab_en: list[str]
-    model: Model
-    data_digest: str  # of the processed files it read (the checkpoint's fingerprint has it)
-
-
-def prepare(params: dict, variant: str, processed: str | Path) -> Prepared:
-    """Configs, data splits, vocabularies and a freshly built model for `variant`."""
-    from pipeline.data.batches import load_splits
-    from pipeline.files import read_json
-    from pipeline.models.build import build_model
-    from pipeline.params import variant_configs, variant_runtime
-
-    processed = Path(processed)
-    model_cfg, train_cfg = variant_configs(params, variant)
-    set_threads(variant_runtime(params, variant).threads)
-    torch.manual_seed(train_cfg.seed)
-    files = [processed / n for n in ("ids.parquet", "emb_fr.npy", "emb_en.npy")]
-    for f in files:
-        if not f.exists():
-            raise PipelineError(f"{f}: missing; run `dvc repro embeddings` first")
-    train, valid, _ = load_splits(str(files[0]))  # the test set is for evaluate alone
-    vocab_fr = read_json(processed / "vocab_fr.json")
-    vocab_en = read_json(processed / "vocab_en.json")
-    emb_fr, emb_en = (torch.from_numpy(np.load(f)) for f in files[1:])
-    model = build_model(model_cfg, len(vocab_fr), len(vocab_en), emb_fr.shape[1], emb_fr,
-                        emb_en)
-    return Prepared(model_cfg, train_cfg, train, valid, vocab_fr, vocab_en, model,
-                    file_digest(*files))

@@ -133,3 +133,36 @@ def test_serve_answers_from_an_export_as_from_its_model(transformer_dir: Path,
     pt, ct = answers
     assert [a["hypotheses"][0]["text"] for a in pt] == [a["hypotheses"][0]["text"] for a in ct]
     assert [a["attention"]["output"] for a in pt] == [a["attention"]["output"] for a in ct]
+
+
+def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Path) -> None:
+    """A model of pieces: the export carries its SentencePiece models and units record, and
+    CTranslate2 prints the same text as PyTorch (pieces decoded, a character never seen
+    mapped to _unk on both engines)."""
+    from pipeline.data.subwords import train_models, vocabulary
+    from pipeline.params import SubwordsParams, from_dict
+
+    text = [f"{who} {verb} {what} ?" for who in ("Où", "Qui", "Quand", "Pourquoi")
+            for verb in ("est", "vient", "part", "mange") for what in ("la gare", "le pain",
+                                                                     "ton frère", "il")]
+    models = train_models({"fr": text, "en": [t.lower() for t in text]},
+                          from_dict(SubwordsParams, {"vocab_size": 36}, "subwords"))
+    vocab = vocabulary(models["fr"])
+    torch.manual_seed(5)
+    cfg = ModelConfig(kind="transformer", enc_layers=1, dec_layers=1, heads=2, ff_size=24,
+                      dropout=0.1, emb_std=0.5)
+    model = build_model(cfg, len(vocab), len(vocab), 16)
+    config = model_config(cfg, TokenizeParams(), 16, 12, 8)
+    config["units"] = {"kind": "pieces", "type": "unigram", "vocab_size": 36, "joint": True,
+                       "character_coverage": 1.0}
+    path = tmp_path / "pieces"
+    save_model_dir(path, model, config, vocab, vocab, extra={"train.json": {}},
+                   files={f"spm_{lang}.model": models[lang] for lang in ("fr", "en")})
+    out = export(path, tmp_path / "ct2")
+    assert (out / "spm_fr.model").read_bytes() == models["fr"]
+    sentences = ["Où est la gare ?", "Qui mange le pain ?", "Où est ☃ ?", ""]
+    torch.set_num_threads(1)
+    pt, ct = Translator(path), CT2Translator(out, threads=1)
+    assert ct.units.kind == pt.units.kind == "pieces"
+    assert ct.translate(sentences) == pt.translate(sentences)
+    assert "\u2581" not in "".join(pt.translate(sentences))

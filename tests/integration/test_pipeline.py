@@ -63,7 +63,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, shared_tarball_path: Pat
 # Small sizes for the tests that run stages: vectors, hidden layers, batches; torch's threads
 # are OMP_NUM_THREADS's (scripts/test.sh shares the cores among its test processes).
 SMALL = ("runtime.threads=0", "embeddings.dim=32", "model.enc_hidden=32", "model.att_hidden=32",
-         "variants.transformer.model.ff_size=64", "train.batch_size=64")
+         "variants.transformer.model.ff_size=64", "train.batch_size=64", "pool.size=3000",
+         "subwords.vocab_size=1000")
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +306,47 @@ def test_an_exported_transformer_translates_the_test_set_as_pytorch_does(
         same = sum(a == b for a, b in zip(lines, pytorch)) / len(sources)
         assert same >= equal, (quantization, same)
         assert abs(sacrebleu.corpus_bleu(lines, [refs]).score - bleu) <= within, quantization
+
+
+@pytest.mark.slow
+def test_the_pool_and_pieces_from_raw_text_to_printed_text(workspace: Path) -> None:
+    """The pool stage on the shared tarball (the guard, 0 overlap, unseen words), the subwords
+    stage, and a pieces transformer that learns from the pool: trained, evaluated, translated,
+    and refused in an ensemble with a words model."""
+    sh(["dvc", "repro", "subwords"], workspace)
+    pool = json.loads((workspace / "metrics/pool.json").read_text())
+    assert pool["rejected_by_filter"] == 167_130 - 8623
+    assert pool["kept"] == 3000 and pool["overlap"] == 0
+    assert pool["guard_equal"] + pool["guard_contains"] > 0  # the corpus repeats its questions
+    for name in ("valid", "test"):  # words training never saw, fewer with the pool
+        assert pool["unseen_fr"][name]["questions_and_pool"] < pool["unseen_fr"][name][
+            "questions"]
+    pieces = json.loads((workspace / "metrics/subwords.json").read_text())
+    assert pieces["fr"]["vocab_size"] == pieces["en"]["vocab_size"] == 1000  # joint
+    set_params(workspace, "variants.pieces.model.kind=transformer",
+               "variants.pieces.model.ff_size=64",
+               "variants.pieces.train={teacher_forcing: true, epochs: 1, lr: 5.0e-3, "
+               "units: pieces, pool: 1000}")
+    try:
+        sh(["dvc", "repro", "evaluate@pieces", "train@basic"], workspace)
+        metrics = json.loads((workspace / "metrics/pieces.json").read_text())
+        assert metrics["units"] == {"kind": "pieces", "type": "unigram", "vocab_size": 1000,
+                                    "joint": True, "character_coverage": 1.0}
+        printed = (workspace / "reports/pieces/translations/valid.greedy.txt").read_text()
+        assert "\u2581" not in printed and printed.strip()  # decoded, not pieces
+        model = workspace / "models/pieces"
+        assert (model / "spm_fr.model").is_file() and not (model / "truecase_en.json").exists()
+        r = sh(["fren-nmt", "translate", "--model", str(model)], workspace,
+               stdin="Où est la gare ?\n\n")
+        assert r.stdout.count("\n") == 2 and r.stdout.split("\n")[0].strip()
+        r = sh(["fren-nmt", "translate", "--model", str(model), "--model",
+                str(workspace / "models/basic")], workspace, check=False, stdin="Qui ?\n")
+        assert r.returncode == 1 and "its units (words or pieces) differs" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    finally:
+        params = yaml.safe_load((workspace / "params.yaml").read_text())
+        del params["variants"]["pieces"]
+        (workspace / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.mark.slow

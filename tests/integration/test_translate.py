@@ -18,9 +18,10 @@ from conftest import EN_VOCAB as EN
 
 from pipeline.cli import main
 from pipeline.data.truecase import train_truecaser, truecaser
+from pipeline.data.units import to_text
 from pipeline.data.vocab import SPECIALS
 from pipeline.decoding.search import OutputLimit
-from pipeline.decoding.translate import Translator, to_text
+from pipeline.decoding.translate import Translator
 
 SENTENCES = ["Où est la gare ?", "", "Qui a fait ça ?", "Pourquoi pas ?",
              "Quand vient-il ?", "Où est la gare ?"]
@@ -209,7 +210,7 @@ def test_a_model_directory_with_a_truecaser_translates_with_it(model_dir: Path,
     shutil.copytree(model_dir, cased)
     words = [w for w in EN if w not in SPECIALS]  # every output word gets a capital
     (cased / "truecase_en.json").write_text(json.dumps({w: w.upper() for w in words}))
-    assert Translator(model_dir).truecaser is None  # a model without one: as before
+    assert Translator(model_dir).units.casing is None  # a model without one: as before
     plain = cli("translate", "--model", str(model_dir), stdin="Qui a fait ça ?\n").stdout
     out = cli("translate", "--model", str(cased), stdin="Qui a fait ça ?\n").stdout
     assert out.strip() and out != plain

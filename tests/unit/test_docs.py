@@ -67,9 +67,7 @@ def test_every_documented_variable_is_read_somewhere() -> None:
         assert var in code, f"{doc}: {var} is read by no script or module"
 
 
-SECTIONS = {"data": P.DataParams, "filter": P.FilterParams, "tokenize": P.TokenizeParams,
-            "vocab": P.VocabParams, "embeddings": P.EmbeddingsParams, "model": P.ModelConfig,
-            "train": P.TrainConfig, "runtime": P.RuntimeConfig, "evaluate": P.EvaluateParams}
+SECTIONS = P.SECTIONS
 
 
 def param_exists(path: list[str]) -> bool:

@@ -86,9 +86,7 @@ def test_the_import_walk_sees_indirect_and_function_level_imports() -> None:
     assert "pipeline/data/tokenize.py" in project_imports(ROOT / "pipeline/cli.py")
 
 
-SECTIONS = {"data": P.DataParams, "filter": P.FilterParams, "tokenize": P.TokenizeParams,
-            "vocab": P.VocabParams, "embeddings": P.EmbeddingsParams, "model": P.ModelConfig,
-            "train": P.TrainConfig, "runtime": P.RuntimeConfig, "evaluate": P.EvaluateParams}
+SECTIONS = P.SECTIONS
 
 
 def plain(value: object) -> object:
@@ -332,10 +330,11 @@ def test_the_variants_are_listed_once_in_params_yaml() -> None:
     # a variant would be named as a stage (train@basic) or a folder of its own (models/basic)
     def named(obj: object) -> set[str]:
         found = {m for text in strings(obj) for m in re.findall(
-            r"(?:@|\b(?:dvclive|models|metrics|reports|checkpoints)/)(\w+)", text)}
+            r"(?:@|(?<![\w/])(?:dvclive|models|metrics|reports|checkpoints)/)(\w+)", text)}
         return found & set(P.variant_names())
 
     assert named({"y": {"dvclive/basic/plots/metrics/val_loss.tsv": "val_loss"}}) == {"basic"}
+    assert not named(["pipeline/models/transformer.py"])  # a module, not a variant's folder
     assert not named(DVC)
     assert "plots" not in DVC  # no top-level plot naming files per variant
 
@@ -353,3 +352,40 @@ def test_runtime_keys_live_apart_and_a_variant_may_set_its_own() -> None:
     with pytest.raises(P.PipelineError, match=r"^variants\.basic\.train: unknown key\(s\) "
                        "threads"):
         P.variant_configs(params, "basic")
+
+
+# The words path: the settings that give back the transformer as it was before it learned from
+# pieces and the pool (docs/models.md, "The words path"); the other variants never left it.
+WORDS_PATH = ("variants.transformer.train.units=words", "variants.transformer.train.pool=0",
+              "variants.transformer.train.question_repeats=1",
+              "variants.transformer.train.batch_size=16", "variants.transformer.train.epochs=20",
+              "variants.transformer.model.dropout=0.3")
+
+
+def test_the_words_path_settings_give_back_every_variant_as_it_was() -> None:
+    """tests/snapshots/words_path.json holds every variant's model and train configs, and the
+    sections before training, as params.yaml had them when only words existed: with
+    WORDS_PATH laid over today's params.yaml (as `-S` does) they are the same, value for
+    value, so the same code trains the same weights (the gate's exact rows hold that)."""
+    import json
+
+    snapshot = json.loads((ROOT / "tests/snapshots/words_path.json").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for setting in WORDS_PATH:
+        path, value = setting.split("=")
+        *parents, leaf = path.split(".")
+        node = params
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    for name, section in snapshot["sections"].items():
+        assert params[name] == section, name
+    assert list(params["variants"]) == list(snapshot["variants"])
+    for variant, want in snapshot["variants"].items():
+        model, train = P.variant_configs(params, variant)
+        reads = P.KIND_KEYS[model.kind] | {"kind"}  # what its kind does not read changes nothing
+        assert {k: v for k, v in dataclasses.asdict(model).items() if k in reads} == {
+            k: v for k, v in want["model"].items() if k in reads}, variant
+        assert json.loads(json.dumps(dataclasses.asdict(train))) == want["train"], variant
+    today = P.variant_configs(yaml.safe_load((ROOT / "params.yaml").read_text()), "transformer")
+    assert (today[1].units, today[1].pool > 0) == ("pieces", True)  # the default moved on

@@ -18,7 +18,7 @@ from support import text_cases
 
 from pipeline.data.tokenize import tokenize
 from pipeline.data.truecase import truecaser
-from pipeline.decoding.translate import to_text
+from pipeline.data.units import to_text
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "text_path.json"
 UPDATE = "FREN_NMT_UPDATE_SNAPSHOT=1 python -m pytest tests/unit/test_text_snapshot.py"

@@ -71,10 +71,11 @@ def _leaves(obj: object, prefix: str, out: dict[str, object], numbers: bool = Tr
 
 
 def data_counts(folder: str | Path) -> dict[str, float]:
-    """The data stages' numbers (metrics/filter, tokenize, data and vocab.json), flattened:
-    what a change to filtering, tokenizing, splitting or the vocabularies moves."""
+    """The data stages' numbers (metrics/filter, tokenize, data, vocab, pool and
+    subwords.json), flattened: what a change to filtering, tokenizing, splitting, the
+    vocabularies, the pool and its guard or the pieces moves."""
     out: dict[str, float] = {}
-    for name in ("filter", "tokenize", "data", "vocab"):
+    for name in ("filter", "tokenize", "data", "vocab", "pool", "subwords"):
         path = Path(folder) / f"{name}.json"
         if path.exists():
             found: dict[str, object] = {}

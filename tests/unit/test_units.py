@@ -1,0 +1,121 @@
+"""The pool (leak guard, seeded sample), SentencePiece pieces and the text path of either unit,
+and how an epoch mixes the questions with the pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from support.corpus import EN_LINES, FR_LINES, make_tarball, make_zip
+
+from pipeline.data.batches import Split, epoch_pairs
+from pipeline.data.corpus import filter_pairs, line_pairs
+from pipeline.data.pool import Guard, guard_key, overlap, sample_pool, unseen_share
+from pipeline.data.subwords import encode_pairs, train_models, vocabulary
+from pipeline.data.units import Pieces
+from pipeline.data.vocab import EOS, SPECIALS
+from pipeline.errors import PipelineError
+from pipeline.params import PoolParams, SubwordsParams, TrainConfig, from_dict
+
+# Our own sentences: a corpus of plain statements about a few people and things, enough text
+# for SentencePiece to learn a few hundred pieces.
+PEOPLE = ["Paul", "Marie", "Luc", "Anne", "Hugo", "Léa", "Jean", "Zoé"]
+THINGS = [("le pain", "the bread"), ("la pomme", "the apple"), ("le livre", "the book"),
+          ("la voiture", "the car"), ("le café", "the coffee"), ("la lettre", "the letter")]
+VERBS = [("mange", "eats"), ("voit", "sees"), ("aime", "likes"), ("prend", "takes")]
+
+
+def statements() -> list[tuple[str, str]]:
+    return [(f"{p} {v} {t}.", f"{p} {ve} {te}.") for p in PEOPLE for v, ve in VERBS
+            for t, te in THINGS]
+
+
+def test_the_guard_finds_equal_and_contained_sentences_as_whole_words() -> None:
+    guard = Guard({"en": ["Why are you here?", "Who is she?"], "fr": ["Pourquoi es-tu là ?"]})
+    assert guard_key("Why  are you\u00a0HERE ?") == " why are you here "
+    assert guard.hit("en", "why are you here") == "equal"
+    assert guard.hit("en", "Why are you here? I wonder.") == "contains"
+    assert guard.hit("fr", "Je sais. Pourquoi es-tu là ?") == "contains"
+    assert guard.hit("en", "Whyare you here") is None           # not the same words
+    assert guard.hit("en", "Who is Sheila?") is None             # a word's start is no match
+    assert guard.hit("fr", "Why are you here?") is None          # each language its own
+    assert Guard({"en": []}).hit("en", "anything") is None
+
+
+def test_the_pool_is_what_the_filter_rejected_guarded_and_a_seeded_nested_sample(
+        tmp_path: Path) -> None:
+    pairs = statements()
+    en = EN_LINES + [e for _, e in pairs] + ["Paul eats the bread. Where is the station?"]
+    fr = FR_LINES + [f for f, _ in pairs] + ["Paul mange le pain. Où est la gare ?"]
+    tarball = make_tarball(tmp_path / "c.tar", en, fr)
+    kept = filter_pairs(tarball, r"^(Wh[^?.!]+\?)", r"^([^?.!]+\?)").pairs
+    questions = set(kept["line"])
+    assert [n for n, _, _ in line_pairs(tarball)] == list(range(1, len(en) + 1))
+    guard = Guard({"en": ["Where is the station?"], "fr": ["Où est la gare ?"]})
+    every = sample_pool(line_pairs(tarball), questions, guard,
+                        from_dict(PoolParams, {"size": 1000}, "pool"))
+    c = every.counts
+    assert c["rejected_by_filter"] == len(en) - len(questions)
+    assert c["guard_contains"] == 1 and c["guard_equal"] == 0  # the last line holds a question
+    assert c["kept"] == c["candidates"] == len(en) - len(questions) - 1
+    assert not set(every.pairs["line"]) & questions
+    assert overlap(every.pairs, guard) == 0
+    small = sample_pool(line_pairs(tarball), questions, guard,
+                        from_dict(PoolParams, {"size": 10}, "pool")).pairs
+    assert list(small["line"]) == list(every.pairs["line"][:10])  # a smaller size: the first
+    other = sample_pool(line_pairs(tarball), questions, guard,
+                        from_dict(PoolParams, {"size": 10, "seed": 1}, "pool")).pairs
+    assert list(other["line"]) != list(small["line"])
+    # the same sample from the zip layout of the same lines
+    zipped = make_zip(tmp_path / "c.zip", en, fr)
+    again = sample_pool(line_pairs(zipped), questions, guard,
+                        from_dict(PoolParams, {"size": 10}, "pool")).pairs
+    assert list(again["line"]) == list(small["line"])
+    assert unseen_share(["Paul mange", "Paul court"], {"paul", "mange"}) == 0.5
+
+
+def test_pieces_keep_the_lessons_special_ids_and_round_trip_the_text() -> None:
+    pairs = statements()
+    text = {"fr": [f for f, _ in pairs], "en": [e for _, e in pairs]}
+    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 50}, "subwords"))
+    assert models["fr"] == models["en"]  # joint
+    assert vocabulary(models["en"])[:4] == SPECIALS
+    units = Pieces(models)
+    sentence = "Zoé aime la lettre."
+    assert units.encode(sentence)[-1] == EOS
+    assert units.text(units.target_tokens(sentence)) == sentence  # cased, no truecaser
+    ids = encode_pairs(pd.DataFrame({"fr": ["Luc voit le café."], "en": ["Luc sees the coffee."],
+                                     "line": [7]}), models)
+    assert ids["en_ids"][0][-1] == EOS and ids["line"][0] == 7
+    apart = train_models(text, from_dict(SubwordsParams, {"vocab_size": 36, "joint": False},
+                                         "subwords"))
+    assert apart["fr"] != apart["en"]
+
+
+def test_a_vocabulary_the_text_cannot_fill_is_one_line_naming_the_param() -> None:
+    text = {"fr": ["le pain", "la pomme"], "en": ["the bread", "the apple"]}
+    with pytest.raises(PipelineError, match=r"subwords.vocab_size: 4000 .* at most \d+"):
+        train_models(text, from_dict(SubwordsParams, {"vocab_size": 4000}, "subwords"))
+    with pytest.raises(PipelineError, match=r"subwords.vocab_size: 16 is fewer .*at least \d+"):
+        train_models(text, from_dict(SubwordsParams, {"vocab_size": 16}, "subwords"))
+
+
+def test_an_epoch_is_the_questions_repeated_and_the_next_slice_of_the_pool() -> None:
+    def split(lines: range) -> Split:
+        return Split(pd.DataFrame({"fr_ids": [[i, EOS] for i in lines],
+                                   "en_ids": [[i, EOS] for i in lines], "line": list(lines)}))
+    train, pool = split(range(3)), split(range(100, 105))
+    assert epoch_pairs(train, None, 1, 0, 0) is train
+    first = epoch_pairs(train, pool, 2, 3, 0)
+    assert list(first.lines) == [0, 1, 2, 0, 1, 2, 100, 101, 102]
+    assert list(epoch_pairs(train, pool, 1, 3, 1).lines) == [0, 1, 2, 103, 104, 100]
+    assert len(epoch_pairs(train, pool, 1, 50, 4)) == 3 + 5  # never more than the pool
+    assert np.array_equal(first.src_lengths, np.full(9, 2))
+
+
+def test_the_pool_needs_pieces() -> None:
+    with pytest.raises(PipelineError, match=r"train.pool: 100 .* need train.units: pieces"):
+        from_dict(TrainConfig, {"pool": 100}, "train")
+    assert from_dict(TrainConfig, {"pool": 100, "units": "pieces"}, "train").pool == 100
