@@ -53,7 +53,7 @@ repro() {  # repro DIR ARGS...: dvc repro in that copy; if a stage crashed, say 
 run_seed() {  # run_seed SEED: the pipeline with train.seed SEED; keeps its outputs in ci/last
   python3 "$repo/ci/merge_params.py" params.yaml - "train.seed=$1"
   local start=$SECONDS v i=0 failed=""
-  repro "$work" embeddings truecase || exit 1  # the data stages, once
+  repro "$work" embeddings truecase subwords || exit 1  # the data stages, once
   # Then the variants in two copies of the workspace at once, dealt in turn in params.yaml's
   # order, a core each: ci/params.yaml gives each process one PyTorch thread, and these small
   # models leave one process's second thread mostly idle (BENCHMARKS.md, "The metrics gate").
