@@ -2,7 +2,7 @@
 # The main job: install, then rebuild the whole pipeline with DVC.
 #   bash run.sh                       # dvc repro with params.yaml (downloads Giga-fren, 2.3 GB)
 #   bash run.sh -S data.url=PATH ...  # dvc exp run with params set, e.g. the offline tarball
-#   bash run.sh --quick               # the transformer alone, 3 epochs (~10 min on 2
+#   bash run.sh --quick               # the transformer alone, 4 epochs (~10 min on 2
 #                                     # cores): the whole chain, three translations and the
 #                                     # command to serve; from the local Tatoeba tarball
 #                                     # ($FREN_NMT_TARBALL, default ../shared/...), or else
@@ -23,10 +23,10 @@ if [ "${1:-}" = "--quick" ]; then
     echo "quick run: no $tarball here; the Tatoeba pairs come from $url"
   fi
   # The variant that learns most per CPU second, on the full run's path (pieces and the
-  # pool) with fewer epochs and a smaller share of the pool an epoch, and no fastText vectors
-  # (trained on the pool's pieces they take minutes; BENCHMARKS.md, the quick run)
-  set -- -S "data.url=$url" -S variants.transformer.train.epochs=3 \
-    -S variants.transformer.train.pool=9000 -S embeddings.source=random "$@"
+  # pool) with fewer epochs, a smaller share of the pool an epoch, and fastText vectors of
+  # 2 epochs, not 20 (on the pool's pieces 20 take minutes; BENCHMARKS.md, the quick run)
+  set -- -S "data.url=$url" -S variants.transformer.train.epochs=4 \
+    -S variants.transformer.train.pool=12000 -S embeddings.train.epochs=2 "$@"
   start=$(date +%s)
   dvc exp run "$@" evaluate@transformer
   echo "quick run: $(( $(date +%s) - start ))s; params.yaml now holds its settings" \
