@@ -166,3 +166,9 @@ def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Pa
     assert ct.units.kind == pt.units.kind == "pieces"
     assert ct.translate(sentences) == pt.translate(sentences)
     assert "\u2581" not in "".join(pt.translate(sentences))
+    # the heatmap's rows and columns are pieces, the same on both engines
+    hyps = [h[0].ids for h in pt.search(sentences[:2])]
+    for (w1, o1, a1), (w2, o2, a2) in zip(pt.attention(sentences[:2], hyps),
+                                          ct.attention(sentences[:2], hyps)):
+        assert w1 == w2 and w1[0].startswith("\u2581") and w1[-1] == "_eos_"
+        assert o1 == o2 and len(a1[0]) == len(w1)
