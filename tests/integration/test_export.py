@@ -172,3 +172,4 @@ def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Pa
                                           ct.attention(sentences[:2], hyps)):
         assert w1 == w2 and w1[0].startswith("\u2581") and w1[-1] == "_eos_"
         assert o1 == o2 and len(a1[0]) == len(w1)
+        assert np.allclose(np.array(a1), np.array(a2), atol=1e-5)
