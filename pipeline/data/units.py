@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipeline.data.tokenize import CAPS, tokenize
 from pipeline.data.truecase import truecase, truecaser
-from pipeline.data.vocab import EOS, UNK
+from pipeline.data.vocab import EOS, numericalize
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
 from pipeline.params import TokenizeParams, from_dict
@@ -43,7 +43,7 @@ class Words:
         return tokenize(sentence, "fr", self.params.lowercase, self.params.mark_caps)
 
     def encode(self, sentence: str) -> list[int]:
-        return [self.stoi.get(t, UNK) for t in self.source_tokens(sentence)] + [EOS]
+        return numericalize(self.source_tokens(sentence), self.stoi)
 
     def text(self, tokens: list[str]) -> str:
         return to_text(tokens, self.casing)
