@@ -97,6 +97,19 @@ def length_cut(ids: pd.DataFrame, train: np.ndarray, percentile: float) -> dict[
                                     percentile)) for lang in ("fr", "en")}
 
 
+def learned_from(text: dict[str, Sequence[str]], questions: pd.DataFrame) -> dict[str, dict]:
+    """What SentencePiece learned from, per language: its sentences, and how many of the
+    distinct valid and test questions are among them, verbatim (0 unless scored text leaked
+    into training: the grouped split and the pool's guard keep them apart)."""
+    out = {}
+    for lang in ("fr", "en"):
+        seen = set(text[lang])
+        held_out = questions.loc[questions["split"] != "train", lang].unique()
+        out[lang] = {"sentences": len(text[lang]),
+                     "valid_test_questions": sum(s in seen for s in held_out)}
+    return out
+
+
 @dataclass
 class PiecesData:
     """What the subwords stage writes: the models, vocabularies, ids, vectors and its record."""
@@ -128,7 +141,8 @@ def build_pieces(questions: pd.DataFrame, pool: pd.DataFrame, p: SubwordsParams,
         raise PipelineError("embeddings.source: pretrained word vectors have no rows for "
                             "SentencePiece pieces; use train (fastText on the pieces) or random")
     train = questions[questions["split"] == "train"]
-    models = train_models({lang: [*train[lang], *pool[lang]] for lang in ("fr", "en")}, p)
+    text = {lang: [*train[lang], *pool[lang]] for lang in ("fr", "en")}
+    models = train_models(text, p)
     ids = encode_pairs(questions, models).assign(split=questions["split"].to_numpy())
     is_train = (ids["split"] == "train").to_numpy()
     cut = length_cut(ids, is_train, percentile)
@@ -138,7 +152,8 @@ def build_pieces(questions: pd.DataFrame, pool: pd.DataFrame, p: SubwordsParams,
     fits = (pool_ids["fr_ids"].map(len) <= cut["fr"]) & (pool_ids["en_ids"].map(len) <= cut["en"])
     pool_ids = pool_ids[fits].reset_index(drop=True)  # a cut pool pair would teach a cut output
     stats: dict = {"type": p.type, "joint": p.joint, "pool_pairs": len(pool_ids),
-                   "pool_pairs_too_long": int((~fits).sum())}
+                   "pool_pairs_too_long": int((~fits).sum()),
+                   "learned_from": learned_from(text, questions)}
     vocabs, vectors = {}, {}
     for lang in ("fr", "en"):
         itos = vocabulary(models[lang])

@@ -323,6 +323,9 @@ def test_the_pool_and_pieces_from_raw_text_to_printed_text(workspace: Path) -> N
             "questions"]
     pieces = json.loads((workspace / "metrics/subwords.json").read_text())
     assert pieces["fr"]["vocab_size"] == pieces["en"]["vocab_size"] == 1000  # joint
+    for lang in ("fr", "en"):  # the training questions and the pool, none of valid or test
+        learned = pieces["learned_from"][lang]
+        assert learned["valid_test_questions"] == 0 and learned["sentences"] > 3000
     set_params(workspace, "variants.pieces.model.kind=transformer",
                "variants.pieces.model.ff_size=64",
                "variants.pieces.train={teacher_forcing: true, epochs: 1, lr: 5.0e-3, "

@@ -13,7 +13,7 @@ from support.corpus import EN_LINES, FR_LINES, make_tarball, make_zip
 from pipeline.data.batches import Split, epoch_pairs
 from pipeline.data.corpus import filter_pairs, line_pairs
 from pipeline.data.pool import Guard, guard_key, overlap, sample_pool, unseen_share
-from pipeline.data.subwords import encode_pairs, train_models, vocabulary
+from pipeline.data.subwords import encode_pairs, learned_from, train_models, vocabulary
 from pipeline.data.units import Pieces
 from pipeline.data.vocab import EOS, SPECIALS
 from pipeline.errors import PipelineError
@@ -92,6 +92,20 @@ def test_pieces_keep_the_lessons_special_ids_and_round_trip_the_text() -> None:
     apart = train_models(text, from_dict(SubwordsParams, {"vocab_size": 36, "joint": False},
                                          "subwords"))
     assert apart["fr"] != apart["en"]
+
+
+def test_the_record_counts_the_scored_questions_sentencepiece_learned_from() -> None:
+    pairs = statements()
+    questions = pd.DataFrame({"fr": [f for f, _ in pairs[:6]], "en": [e for _, e in pairs[:6]],
+                              "split": ["train", "train", "valid", "valid", "test", "test"]})
+    pool = pairs[6:]
+    train = questions[questions["split"] == "train"]
+    text = {lang: [*train[lang], *(p[i] for p in pool)] for i, lang in enumerate(("fr", "en"))}
+    assert learned_from(text, questions) == {
+        lang: {"sentences": 2 + len(pool), "valid_test_questions": 0} for lang in ("fr", "en")}
+    text["en"].append(questions["en"][2])  # a valid question's English leaks in
+    found = learned_from(text, questions)
+    assert found["en"]["valid_test_questions"] == 1 and found["fr"]["valid_test_questions"] == 0
 
 
 def test_a_vocabulary_the_text_cannot_fill_is_one_line_naming_the_param() -> None:
