@@ -104,12 +104,11 @@ class Split:
             yield self.batch(idx[i:i + batch_size])
 
 
-def union(train: Split, pool: Split | None) -> Split:
-    """Every pair training may see: the questions and the pool (the longest of them set the
-    captured CUDA steps' shapes)."""
-    if pool is None:
-        return train
-    return Split.join([(train, np.arange(len(train))), (pool, np.arange(len(pool)))])
+def max_lengths(*splits: Split | None) -> tuple[int, int]:
+    """The longest source and target of the splits together (the questions and the pool:
+    what training may see, whose longest pairs set the captured CUDA steps' shapes)."""
+    found = [s.max_lengths() for s in splits if s is not None and len(s)]
+    return max(src for src, _ in found), max(tgt for _, tgt in found)
 
 
 def epoch_pairs(train: Split, pool: Split | None, repeats: int, per_epoch: int,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pipeline.data.batches import Batch, Split, epoch_pairs, union
+from pipeline.data.batches import Batch, Split, epoch_pairs, max_lengths
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LOWER_IS_BETTER, loss_sums
 from pipeline.models.decoder import Model
@@ -75,7 +75,6 @@ def make_stepper(run: TrainingRun, opt: torch.optim.Optimizer
     CPU, or graphs off), or each process's share of the batch under DistributedDataParallel.
     Also returns the captured steps, for their statistics."""
     model, cfg, device, world, runtime = run.model, run.cfg, run.device, run.world, run.runtime
-    train = union(run.train, run.pool)  # the longest pairs set the captured steps' shapes
     if world.size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -92,8 +91,8 @@ def make_stepper(run: TrainingRun, opt: torch.optim.Optimizer
             "train.pad_in_loss or model.mask_padding false would count the bucket padding; "
             "training eagerly"))
     if captured:
-        steps = CapturedSteps(model, opt, cfg, device, max_lengths=train.max_lengths(),
-                              bucket=runtime.bucket)
+        steps = CapturedSteps(model, opt, cfg, device, bucket=runtime.bucket,
+                              max_lengths=max_lengths(run.train, run.pool))
         return steps, steps
     if world.size > 1:
         return shared, None

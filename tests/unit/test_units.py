@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from support.corpus import EN_LINES, FR_LINES, make_tarball, make_zip
 
-from pipeline.data.batches import Split, epoch_pairs
+from pipeline.data.batches import Split, epoch_pairs, max_lengths
 from pipeline.data.corpus import filter_pairs, line_pairs
 from pipeline.data.pool import Guard, guard_key, overlap, sample_pool, unseen_share
 from pipeline.data.subwords import encode_pairs, learned_from, train_models, vocabulary
@@ -127,6 +127,9 @@ def test_an_epoch_is_the_questions_repeated_and_the_next_slice_of_the_pool() -> 
     assert list(epoch_pairs(train, pool, 1, 3, 1).lines) == [0, 1, 2, 103, 104, 100]
     assert len(epoch_pairs(train, pool, 1, 50, 4)) == 3 + 5  # never more than the pool
     assert np.array_equal(first.src_lengths, np.full(9, 2))
+    longer = Split(pd.DataFrame({"fr_ids": [[5, 6, 7, EOS]], "en_ids": [[5, EOS]], "line": [9]}))
+    assert max_lengths(train, None) == (2, 2)
+    assert max_lengths(train, longer) == (4, 2)  # the pool's longest shapes the CUDA steps too
 
 
 def test_the_pool_needs_pieces() -> None:
