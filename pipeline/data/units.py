@@ -29,6 +29,12 @@ SPM_FILE = "spm_{lang}.model"  # a pieces model directory's SentencePiece models
 TRUECASE_FILE = "truecase_en.json"  # a words model directory's truecaser, from data/processed
 
 
+def processed_folder(processed: str | Path, kind: str) -> Path:
+    """Where the questions' ids and vectors in these units are: data/processed (the vocab and
+    embeddings stages') for words, its pieces/ folder (the subwords stage's) for pieces."""
+    return Path(processed) / "pieces" if kind == "pieces" else Path(processed)
+
+
 class Words:
     """spaCy tokens, as the tokenize stage made them; text by `to_text`."""
 

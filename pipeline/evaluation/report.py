@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.batches import Split, WholeSet, load_splits, pad, whole_set
-from pipeline.data.units import read_units
+from pipeline.data.units import processed_folder, read_units
 from pipeline.decoding.search import OutputLimit, greedy
 from pipeline.evaluation.metrics import (
     bleu_by_length,
@@ -54,8 +54,8 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     model, config, vocab_fr, vocab_en = load_model_dir(paths.models / variant, device)
     units = read_units(paths.models / variant, config, vocab_fr)
     # a pieces model's sets are the same questions, encoded by the subwords stage
-    _, valid, test = load_splits(paths.ids if units.kind == "words" else
-                                 str(Path(paths.ids).parent / "pieces" / "ids.parquet"))
+    _, valid, test = load_splits(str(processed_folder(Path(paths.ids).parent, units.kind)
+                                     / "ids.parquet"))
     tokens = pd.read_parquet(paths.tokens).set_index("line")
     questions = pd.read_parquet(paths.questions).set_index("line")
     limit = OutputLimit.of(evaluate)

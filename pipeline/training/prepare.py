@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.batches import Split, load_splits
+from pipeline.data.units import processed_folder
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
 from pipeline.models.build import build_model
@@ -41,7 +42,7 @@ def prepare(params: dict, variant: str, processed: str | Path) -> Prepared:
     """Configs, data splits, vocabularies and a freshly built model for `variant`: of words
     (the vocab and embeddings stages' files) or pieces (the subwords stage's, in pieces/)."""
     model_cfg, train_cfg = variant_configs(params, variant)
-    folder = Path(processed) / ("pieces" if train_cfg.units == "pieces" else "")
+    folder = processed_folder(processed, train_cfg.units)
     set_threads(variant_runtime(params, variant).threads)
     torch.manual_seed(train_cfg.seed)
     files = [folder / n for n in ("ids.parquet", "emb_fr.npy", "emb_en.npy")]
