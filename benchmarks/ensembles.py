@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.data.batches import WholeSet, load_splits, whole_set  # noqa: E402
-from pipeline.data.units import read_units  # noqa: E402
+from pipeline.data.batches import load_splits, whole_set  # noqa: E402
+from pipeline.data.units import processed_folder, read_units  # noqa: E402
 from pipeline.decoding.search import Ensemble, OutputLimit  # noqa: E402
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import outputs_of, scores, translate_tokens  # noqa: E402
@@ -47,52 +48,68 @@ def main() -> None:
     cpu = torch.device("cpu")
     names = [v for v in variant_names() if (Path(args.models) / v / "model.pt").exists()]
     loaded = {v: load_model_dir(Path(args.models) / v, cpu) for v in names}
-    vocab_fr, vocab_en = loaded[names[0]][2], loaded[names[0]][3]
-    units = read_units(Path(args.models) / names[0], loaded[names[0]][1], vocab_fr)
-    _, valid, test = load_splits("data/processed/ids.parquet")
-    if not len(test):
-        raise PipelineError("ensembles: no test set (vocab.split lesson): a choice made on the "
-                            "validation set has nothing honest to be reported on")
+    # An ensemble averages log-probabilities over one vocabulary: only models of the same
+    # units and vocabularies make one (words and pieces models are scored apart)
+    families: dict[str, list[str]] = {}
+    for v in names:
+        _, config, vocab_fr, vocab_en = loaded[v]
+        families.setdefault(json.dumps([config.get("units"), vocab_fr, vocab_en]), []).append(v)
     tokens = pd.read_parquet("data/interim/tokens.parquet").set_index("line")
     questions = pd.read_parquet("data/interim/questions.parquet").set_index("line")
-    sets = {name: whole_set(pairs, tokens, questions, vocab_fr, units)
-            for name, pairs in (("valid", valid), ("test", test))}
+    sets: dict[str, dict] = {}  # each variant: its valid and test WholeSets and units
+    for family in families.values():
+        config, vocab_fr = loaded[family[0]][1], loaded[family[0]][2]
+        units = read_units(Path(args.models) / family[0], config, vocab_fr)
+        _, valid, test = load_splits(str(processed_folder("data/processed", units.kind)
+                                         / "ids.parquet"))
+        if not len(test):
+            raise PipelineError("ensembles: no test set (vocab.split lesson): a choice made on "
+                                "the validation set has nothing honest to be reported on")
+        found = {name: (whole_set(pairs, tokens, questions, vocab_fr, units), units)
+                 for name, pairs in (("valid", valid), ("test", test))}
+        sets.update({v: found for v in family})
     limit = OutputLimit.of(ev)
 
     texts: dict[tuple, list[str]] = {}
 
-    def score(group: tuple[str, ...], whole: WholeSet, beam: int) -> tuple[float, float, float]:
+    def score(group: tuple[str, ...], name: str, beam: int) -> tuple[float, float, float]:
         models = [loaded[v][0] for v in group]
         model = models[0] if len(models) == 1 else Ensemble(models).eval()
+        whole, units = sets[group[0]][name]
         t0 = time.perf_counter()
-        hyps = outputs_of(translate_tokens(model, whole.split, vocab_en, ev.batch_size, limit,
-                                           cpu, beam, ev.alpha)[0], units)
-        texts[group, whole is sets["test"], beam] = hyps.text
+        hyps = outputs_of(translate_tokens(model, whole.split, loaded[group[0]][3],
+                                           ev.batch_size, limit, cpu, beam, ev.alpha)[0], units)
+        texts[group, name, beam] = hyps.text
         found, _ = scores(hyps, whole)
         return found["bleu"], found["chrf"], time.perf_counter() - t0
 
-    groups = [(v,) for v in names] + list(itertools.combinations(names, 2))
-    if len(names) > 2:
-        groups.append(tuple(names))
-    print(f"{len(valid)} validation and {len(test)} test sentences, models from {args.models}/")
+    groups = [(v,) for v in names]
+    for family in families.values():
+        groups += list(itertools.combinations(family, 2))
+        if len(family) > 2:
+            groups.append(tuple(family))
+    valid, test = sets[names[0]]["valid"][0], sets[names[0]]["test"][0]
+    print(f"{len(valid.text_refs)} validation and {len(test.text_refs)} test sentences, "
+          f"models from {args.models}/; ensembles of models with the same units and "
+          "vocabularies")
     print("| models | set | search | BLEU | chrF | seconds |")
     print("|---|---|---|---:|---:|---:|")
     chosen = {}
     for g in groups:
-        chosen[g] = score(g, sets["valid"], 1)
+        chosen[g] = score(g, "valid", 1)
         b, c, s = chosen[g]
         print(f"| {' + '.join(g)} | valid | greedy | {b:.2f} | {c:.2f} | {s:.0f} |", flush=True)
     best_single = max((g for g in groups if len(g) == 1), key=lambda g: chosen[g][0])
     best_ensemble = max((g for g in groups if len(g) > 1), key=lambda g: chosen[g][0])
     for g in (best_single, best_ensemble):  # chosen on valid; reported on test
         for beam, search in ((1, "greedy"), (ev.beam_size, f"beam {ev.beam_size}")):
-            b, c, s = score(g, sets["test"], beam)
+            b, c, s = score(g, "test", beam)
             print(f"| {' + '.join(g)} | test | {search} | {b:.2f} | {c:.2f} | {s:.0f} |",
                   flush=True)
     for beam in (1, ev.beam_size):  # is the ensemble's gain on the test set real?
-        systems = [(" + ".join(g), texts[g, True, beam]) for g in (best_single, best_ensemble)]
+        systems = [(" + ".join(g), texts[g, "test", beam]) for g in (best_single, best_ensemble)]
         print(f"\nThe ensemble against the best single model, test set, beam {beam}:")
-        print(format_table(paired_tests(sets["test"].text_refs, systems), len(test)))
+        print(format_table(paired_tests(test.text_refs, systems), len(test.text_refs)))
 
 
 if __name__ == "__main__":
