@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.batches import load_splits, whole_set  # noqa: E402
 from pipeline.data.units import processed_folder, read_units  # noqa: E402
 from pipeline.decoding.search import Ensemble, OutputLimit  # noqa: E402
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, run_main  # noqa: E402
 from pipeline.evaluation.metrics import outputs_of, scores, translate_tokens  # noqa: E402
 from pipeline.evaluation.significance import format_table, paired_tests  # noqa: E402
 from pipeline.models.modeldir import load_model_dir  # noqa: E402
@@ -88,6 +88,9 @@ def main() -> None:
         groups += list(itertools.combinations(family, 2))
         if len(family) > 2:
             groups.append(tuple(family))
+    if all(len(g) == 1 for g in groups):
+        raise PipelineError(f"ensembles: no two models in {args.models}/ share units and "
+                            "vocabularies (an ensemble averages over one vocabulary)")
     valid, test = sets[names[0]]["valid"][0], sets[names[0]]["test"][0]
     print(f"{len(valid.text_refs)} validation and {len(test.text_refs)} test sentences, "
           f"models from {args.models}/; ensembles of models with the same units and "
@@ -113,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
