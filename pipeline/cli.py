@@ -389,8 +389,9 @@ def _add_significance(sub: argparse._SubParsersAction) -> None:
                    "--search), a file of translations, or NAME=either; the first is the baseline")
     p.add_argument("--ref", help="the references, one a line (default: the first report "
                    "folder's translations/SET.ref.txt)")
-    p.add_argument("--set", default="test", choices=["valid", "test"],
-                   help="which set's translations (default test: the one no choice has seen)")
+    p.add_argument("--set", default="test", choices=["valid", "test", "outside"],
+                   help="which set's translations (default test: the one no choice has seen; "
+                   "outside: the questions written apart from the corpus)")
     p.add_argument("--search", default="greedy", choices=["greedy", "beam"])
     p.add_argument("--resamples", type=positive_int, default=1000,
                    help="bootstrap resamples (default 1000)")

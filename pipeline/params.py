@@ -29,7 +29,7 @@ KIND_KEYS = {
                       "dec_dropout", "out_dropout", "tie_output", "bidirectional", "attention",
                       "att_hidden", "att_output", "mask_padding", "emb_std"}),
     "transformer": frozenset({"emb_dropout", "enc_layers", "dec_layers", "tie_output",
-                              "emb_std", "heads", "ff_size", "dropout"}),
+                              "emb_std", "heads", "ff_size", "dropout", "share_embeddings"}),
 }
 KEEP = ("val_bleu", "val_chrf", "val_loss", "last")  # what train.keep may name
 
@@ -175,6 +175,7 @@ class ModelConfig:
     heads: int = positive(4)
     ff_size: int = positive(512)
     dropout: float = fraction(0.1)
+    share_embeddings: bool = False  # one matrix for source and target (a joint vocabulary)
 
 
 @dataclass
@@ -200,8 +201,17 @@ class TrainConfig:
     units: str = choice("words", "pieces")
     pool: int = at_least_0(0)  # pool pairs added to each epoch; 0 = the questions alone
     question_repeats: int = positive(1)  # the questions, this many times an epoch
+    average: int = positive(1)  # the last N epochs' weights averaged (1 = off), kept if better
+    sampling: float = fraction(0.0)  # subword regularization's alpha (0 = off; pieces only)
 
     def check(self, where: str) -> None:
+        if self.average > 1 and self.keep == "last":
+            raise PipelineError(f"{where}.average: {self.average} needs {where}.keep to name a "
+                                "metric (val_bleu, val_chrf or val_loss) that decides whether "
+                                "the average or the kept epoch is better")
+        if self.sampling and self.units != "pieces":
+            raise PipelineError(f"{where}.sampling: {self.sampling} samples SentencePiece "
+                                f"segmentations, which needs {where}.units: pieces")
         if self.pool and self.units != "pieces":
             raise PipelineError(f"{where}.pool: {self.pool} pool pairs an epoch need "
                                 f"{where}.units: pieces (the subwords stage encodes the pool)")

@@ -16,6 +16,7 @@ PATHS = EvalPaths(
     models=Path("models"),
     metrics="metrics/{variant}.json",
     reports=Path("reports"),
+    outside="outside/questions.tsv",
 )
 
 if __name__ == "__main__":

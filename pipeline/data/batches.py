@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.units import Pieces, Words
-from pipeline.data.vocab import PAD, numericalize
+from pipeline.data.vocab import EOS, PAD, UNK, numericalize
 
 
 def pinned(t: torch.Tensor) -> torch.Tensor:
@@ -123,6 +123,34 @@ def epoch_pairs(train: Split, pool: Split | None, repeats: int, per_epoch: int,
     return train if len(parts) == 1 else Split.join(parts)
 
 
+def sample_pieces(pairs: Split, units: Pieces, alpha: float, seed: int,
+                  longest: tuple[int, int]) -> Split:
+    """Subword regularization (Kudo, 2018): each pair's pieces drawn again from the unigram
+    model's segmentations of its text, sharpened by `alpha` (SentencePiece's sampling, seeded
+    by `seed`: a resumed run draws what an uninterrupted one did), so that the model meets a
+    word in several segmentations and a rare word's pieces are not all new to it. A side
+    keeps its own pieces where the draw would be longer than `longest` (the training data's
+    longest source and target, which a captured CUDA step's shapes hold) or where it has no
+    text to draw from (cut at the length percentile, or holding _unk)."""
+    import sentencepiece as spm
+
+    spm.set_random_generator_seed(seed)
+    out = Split.__new__(Split)
+    for side, lang, cap in (("src", "fr", longest[0]), ("tgt", "en", longest[1])):
+        sp, drawn = units.sp[lang], []
+        for ids in getattr(pairs, side):
+            if ids[-1] != EOS or (ids == UNK).any():
+                drawn.append(ids)
+                continue
+            new = sp.encode(sp.decode(ids[:-1].tolist()), enable_sampling=True, alpha=alpha,
+                            nbest_size=-1) + [EOS]
+            drawn.append(np.asarray(new, dtype=np.int64) if len(new) <= cap else ids)
+        setattr(out, side, drawn)
+    out.lines = pairs.lines
+    out.src_lengths = np.array([len(s) for s in out.src])
+    return out
+
+
 SETS = ("train", "valid", "test")
 
 
@@ -144,6 +172,7 @@ class WholeSet:
     token_refs: list[str]
     text_refs: list[str]
     sources: list[list[str]]
+    text_sources: list[str]  # the original French sentences (the copy rate reads them)
 
 
 def whole_set(pairs: Split, tokens: pd.DataFrame, questions: pd.DataFrame,
@@ -162,4 +191,18 @@ def whole_set(pairs: Split, tokens: pd.DataFrame, questions: pd.DataFrame,
     whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi) for t in sources],
                                 "en_ids": [list(t) for t in pairs.tgt], "line": pairs.lines}))
     return WholeSet(whole, token_refs, [str(questions.at[line, "en"]) for line in pairs.lines],
-                    sources)
+                    sources, [str(questions.at[line, "fr"]) for line in pairs.lines])
+
+
+def text_set(fr: list[str], en: list[str], units: Words | Pieces, vocab_fr: list[str],
+             vocab_en: list[str]) -> WholeSet:
+    """A set of raw sentence pairs (the outside set) as evaluation scores it: both sides in
+    the model's units, as translate reads a sentence and as whole_set makes the references."""
+    sources = [units.source_tokens(s) for s in fr]
+    targets = [units.target_tokens(s) for s in en]
+    stoi_fr = {w: i for i, w in enumerate(vocab_fr)}
+    stoi_en = {w: i for i, w in enumerate(vocab_en)}
+    whole = Split(pd.DataFrame({"fr_ids": [numericalize(t, stoi_fr) for t in sources],
+                                "en_ids": [numericalize(t, stoi_en) for t in targets],
+                                "line": np.arange(len(fr))}))
+    return WholeSet(whole, [" ".join(t) for t in targets], list(en), sources, list(fr))

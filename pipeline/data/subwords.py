@@ -155,12 +155,21 @@ def build_pieces(questions: pd.DataFrame, pool: pd.DataFrame, p: SubwordsParams,
                    "pool_pairs_too_long": int((~fits).sum()),
                    "learned_from": learned_from(text, questions)}
     vocabs, vectors = {}, {}
+    # A joint model's pieces are one vocabulary: one fastText model of both languages' text
+    # gives each piece one vector (a name reads the same on both sides), which a model with
+    # shared embeddings can start from; one per language otherwise.
+    langs = [("fr", "en")] if p.joint else [("fr",), ("en",)]
+    found: dict[str, dict] = {}
+    for group in langs:
+        itos = vocabulary(models[group[0]])
+        seen = [s for lang in group
+                for s in (*ids.loc[is_train, f"{lang}_ids"], *pool_ids[f"{lang}_ids"])]
+        vecs = (train_vectors([[itos[i] for i in s[:-1]] for s in seen], embeddings.dim,
+                              embeddings.train) if embeddings.source == "train" else {})
+        found.update({lang: vecs for lang in group})
     for lang in ("fr", "en"):
         itos = vocabulary(models[lang])
-        seen = [*ids.loc[is_train, f"{lang}_ids"], *pool_ids[f"{lang}_ids"]]
-        found = (train_vectors([[itos[i] for i in s[:-1]] for s in seen], embeddings.dim,
-                               embeddings.train) if embeddings.source == "train" else {})
-        vectors[lang], coverage = build_matrix(itos, found, embeddings.dim)
+        vectors[lang], coverage = build_matrix(itos, found[lang], embeddings.dim)
         vocabs[lang] = itos
         stats[lang] = {"vocab_size": len(itos), "max_len": cut[lang],
                        "mean_len": round(float(ids.loc[is_train, f"{lang}_ids"].map(len).mean()),

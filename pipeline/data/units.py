@@ -48,6 +48,9 @@ class Words:
     def source_tokens(self, sentence: str) -> list[str]:
         return tokenize(sentence, "fr", self.params.lowercase, self.params.mark_caps)
 
+    def target_tokens(self, sentence: str) -> list[str]:
+        return tokenize(sentence, "en", self.params.lowercase, self.params.mark_caps)
+
     def encode(self, sentence: str) -> list[int]:
         return numericalize(self.source_tokens(sentence), self.stoi)
 

@@ -23,8 +23,8 @@ LESSON = {"basic": (3.5812, 3.5963), "bidir": (3.5140, 3.3738),
           "teacher_forcing": (3.4906, 3.4329), "attention": (3.3686, 3.2406),
           "all": (3.3242, None), "transformer": (None, None)}
 PARAMS = "_params"  # where a row's flattened params travel beside its metrics
-COLUMNS = ("experiment", "variant", "test", "beam", "chrF", "valid", "beam", "tok",
-           "val_loss", "lesson's", "epochs", "train")
+COLUMNS = ("experiment", "variant", "test", "beam", "chrF", "outside", "beam", "valid", "beam",
+           "tok", "val_loss", "epochs", "train")
 
 
 def _flat(tree: object, prefix: str = "") -> dict[str, object]:
@@ -167,19 +167,22 @@ def format_table(rows: list[tuple[str, str, dict]], models: str | Path | None = 
         if models is not None and name == here and \
                 not (Path(models) / variant / "model.pt").exists():
             star, marked = "*", True
-        lesson = LESSON[variant][0]
         body.append((name[:18] + star, variant, num(m, "test_bleu", ".1f"),
                      num(m, "test_bleu_beam", ".1f"), num(m, "test_chrf", ".1f"),
+                     num(m, "outside_bleu", ".1f"), num(m, "outside_bleu_beam", ".1f"),
                      num(m, "val_bleu", ".1f"), num(m, "val_bleu_beam", ".1f"),
                      num(m, "val_bleu_tok", ".1f"), num(m, "val_loss", ".3f"),
-                     "-" if lesson is None else f"{lesson:.3f}",
                      epochs(m),
                      f"{secs / 60:.1f} min" if isinstance(secs, int | float) else "-"))
     lines = [text_table(COLUMNS, body, right=range(2, len(COLUMNS)))]
-    notes = ["test, valid: BLEU of greedy search, then beam search, and test chrF: sacreBLEU's",
-             "defaults on the printed text against the original English; tok: the lesson's",
-             "BLEU on lowercased tokens (valid, greedy). A test of - : no test set (the",
-             "lesson's split). lesson's: the lesson notebook's val_loss on Giga-fren.",
+    notes = ["test, outside, valid: BLEU of greedy search, then beam search, and test chrF:",
+             "sacreBLEU's defaults on the printed text against the original English. test:",
+             "questions like the corpus's own; outside: questions written apart from the corpus",
+             "(outside/); valid: the set every choice is made on. tok: the lesson's BLEU on",
+             "lowercased tokens (valid, greedy). A test of - : no test set (the lesson's",
+             "split). The lesson notebook's val_loss on Giga-fren, for the val_loss column:",
+             "  " + ", ".join(f"{v} {lesson[0]:.3f}" for v, lesson in LESSON.items()
+                              if lesson[0]) + ".",
              "epochs: trained, or kept/trained when train.keep kept an earlier epoch."]
     if marked:
         notes.append("* committed metrics: that variant was not trained in this workspace.")

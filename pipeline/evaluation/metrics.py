@@ -9,6 +9,7 @@ references, sacreBLEU with tokenize='none', as the lesson's BLEU on tokens did.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sacrebleu
@@ -24,7 +25,7 @@ from pipeline.runtime import autocast
 
 # Which way each metric improves: the gate's verdicts (WORSE or BETTER) and train.keep's
 # choice of epoch read these.
-HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test") for m in ("bleu", "chrf")
+HIGHER_IS_BETTER = {f"{s}_{m}{b}" for s in ("val", "test", "outside") for m in ("bleu", "chrf")
                     for b in ("", "_beam")} | {"val_bleu_tok", "val_bleu_tok_beam"}
 LOWER_IS_BETTER = {"val_loss", "val_loss_lesson", "test_loss"}
 
@@ -169,3 +170,28 @@ def bleu_by_length(src_lengths: list[int], outputs: dict[str, list[str]],
             search: round(bleu([hyps[i] for i in rows], [references[i] for i in rows])[0], 2)
             for search, hyps in outputs.items()}}
     return out
+
+
+_WORD = re.compile(r"\w+(?:-\w+)*")  # words, hyphenated names whole ("Clermont-Ferrand")
+
+
+def copy_words(source: str, reference: str) -> set[str]:
+    """The source's words that the translation should carry through unchanged: those written
+    with a capital or a digit (names, numbers, dates) that the reference also has, verbatim
+    ("Kabylie", "2019"; not "Quel", nor "Londres", which the reference turns into "London")."""
+    ref = set(_WORD.findall(reference))
+    return {w for w in _WORD.findall(source)
+            if (w[0].isupper() or any(c.isdigit() for c in w)) and w in ref}
+
+
+def copy_rate(sources: list[str], references: list[str], hypotheses: list[str]
+              ) -> tuple[float, int]:
+    """The share (%) of the sentences with words to carry through (copy_words) whose every
+    such word reaches the output unchanged, and how many sentences that share is of."""
+    hits = n = 0
+    for src, ref, hyp in zip(sources, references, hypotheses, strict=True):
+        words = copy_words(src, ref)
+        if words:
+            n += 1
+            hits += words <= set(_WORD.findall(hyp))
+    return (100.0 * hits / n if n else float("nan")), n

@@ -12,11 +12,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.data.batches import Split, WholeSet, load_splits, pad, whole_set
+from pipeline.data.batches import Split, WholeSet, load_splits, pad, text_set, whole_set
+from pipeline.data.outside import read_outside
 from pipeline.data.units import processed_folder, read_units
 from pipeline.decoding.search import OutputLimit, greedy
 from pipeline.evaluation.metrics import (
     bleu_by_length,
+    copy_rate,
     lesson_val_loss,
     outputs_of,
     scores,
@@ -42,6 +44,7 @@ class EvalPaths:
     models: Path          # models/VARIANT
     metrics: str          # metrics/{variant}.json
     reports: Path         # reports/VARIANT: translations, samples, heatmaps
+    outside: str | None = None  # the outside set (pipeline/data/outside.py); None: not scored
 
 
 def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
@@ -69,13 +72,20 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
     metrics["units"] = units.record()
     metrics["search"] = {}
     seconds, texts, sigs = {}, {}, {}
-    for prefix, name, pairs in (("val", "valid", valid), ("test", "test", test)):
-        if not len(pairs):
-            metrics["test_set"] = "none: vocab.split lesson has no test set"
-            continue
-        # Translated and scored whole: the full tokenized sources, not the ids cut at the
-        # length percentile for training (the losses use those).
-        whole = whole_set(pairs, tokens, questions, vocab_fr, units)
+    # Translated and scored whole: the full tokenized sources, not the ids cut at the length
+    # percentile for training (the losses use those). Valid chooses, test reports on questions
+    # like the corpus's own, the outside set on questions written apart from it.
+    sets = [("val", "valid", whole_set(valid, tokens, questions, vocab_fr, units))]
+    if len(test):
+        sets.append(("test", "test", whole_set(test, tokens, questions, vocab_fr, units)))
+        metrics["test_loss"] = validation_loss(model, test, evaluate.batch_size, device)
+    else:
+        metrics["test_set"] = "none: vocab.split lesson has no test set"
+    if paths.outside is not None:
+        pairs = read_outside(paths.outside)
+        sets.append(("outside", "outside", text_set(list(pairs["fr"]), list(pairs["en"]),
+                                                    units, vocab_fr, vocab_en)))
+    for prefix, name, whole in sets:
         write_lines(out / "translations" / f"{name}.ref.txt", whole.text_refs)
         for search, beam in (("greedy", 1), ("beam", evaluate.beam_size)):
             t0 = time.perf_counter()
@@ -85,15 +95,17 @@ def evaluate_variant(variant: str, params: dict, paths: EvalPaths) -> None:
             metrics["search"][f"{name}_{search}"] = ran
             hyps = outputs_of(tokens_out, units)
             seconds[f"{name}_{search}"] = time.perf_counter() - t0
-            found, sigs = scores(hyps, whole, "" if search == "greedy" else "_beam")
+            suffix = "" if search == "greedy" else "_beam"
+            found, sigs = scores(hyps, whole, suffix)
             metrics.update({f"{prefix}_{k}": v for k, v in found.items()})
+            if name != "test":  # names and numbers carried through (metrics.copy_words)
+                rate, n = copy_rate(whole.text_sources, whole.text_refs, hyps.text)
+                metrics[f"{prefix}_copy{suffix}"] = rate
+                metrics[f"{prefix}_copy_sentences"] = n
             write_lines(out / "translations" / f"{name}.{search}.txt", hyps.text)
             texts[name, search] = hyps.text
-        metrics[f"{prefix}_sentences"] = len(pairs)
-        if name == "valid":
-            scored_valid = whole
-        else:
-            metrics["test_loss"] = validation_loss(model, test, evaluate.batch_size, device)
+        metrics[f"{prefix}_sentences"] = len(whole.split)
+    scored_valid = sets[0][2]
     trained = read_json(paths.models / variant / "train.json")
     metrics.update(sigs, **other_metrics(model, valid, scored_valid, texts, seconds, evaluate,
                                          limit, device, trained))

@@ -31,7 +31,12 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int, emb_dim: int,
     lesson did with its x3 on fastText vectors; rows of zeros (no vector) keep the random init.
     """
     model = make_model(cfg, src_vocab, tgt_vocab, emb_dim)
-    for emb, vectors in ((model.src_emb, src_vectors), (model.tgt_emb, tgt_vectors)):
+    # a shared matrix (model.share_embeddings) starts from the source's vectors (a joint
+    # vocabulary's vectors are one fastText model of both languages: the same rows)
+    sides = [(model.src_emb, src_vectors)]
+    if model.tgt_emb is not model.src_emb:
+        sides.append((model.tgt_emb, tgt_vectors))
+    for emb, vectors in sides:
         if vectors is None:
             continue
         if tuple(vectors.shape) != tuple(emb.weight.shape):

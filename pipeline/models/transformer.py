@@ -149,7 +149,16 @@ class Transformer(nn.Module):
                                 f"{emb_dim} (the embedding size, embeddings.dim)")
         self.cfg, self.dim = cfg, emb_dim
         self.src_emb = nn.Embedding(src_vocab, emb_dim, padding_idx=PAD)
-        self.tgt_emb = nn.Embedding(tgt_vocab, emb_dim, padding_idx=PAD)
+        if cfg.share_embeddings:  # a piece is one vector on both sides, so a name or number
+            # the encoder reads is the very row the output layer scores: copying is learnable
+            if src_vocab != tgt_vocab:
+                raise PipelineError(
+                    f"model.share_embeddings: the vocabularies differ ({src_vocab:,} and "
+                    f"{tgt_vocab:,} units); it needs one joint vocabulary (train.units: pieces "
+                    "with subwords.joint: true)")
+            self.tgt_emb = self.src_emb
+        else:
+            self.tgt_emb = nn.Embedding(tgt_vocab, emb_dim, padding_idx=PAD)
         self.emb_drop = nn.Dropout(cfg.emb_dropout)
         self.enc_layers = nn.ModuleList(EncoderLayer(emb_dim, cfg)
                                         for _ in range(cfg.enc_layers))

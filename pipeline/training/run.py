@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from pipeline.data.batches import whole_set
+from pipeline.data.batches import Split, max_lengths, sample_pieces, whole_set
 from pipeline.data.units import training_units
 from pipeline.decoding.search import OutputLimit
 from pipeline.evaluation.metrics import greedy_scores
@@ -86,15 +86,25 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     # the first process reads the checkpoint and hands it to the others
     state = distributed.from_main(load_checkpoint(path, tag) if world.main else None, world)
     checkpoint = Checkpointing(path, tag, state)
-    run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
-                      ready.pool)
     cfg = ready.train_cfg
+    resample = None
+    if cfg.sampling:  # TrainConfig.check: pieces only
+        longest = max_lengths(ready.train, ready.pool)
+
+        def resample(pairs: Split, epoch: int) -> Split:
+            return sample_pieces(pairs, units, cfg.sampling, cfg.seed * 1_000_003 + epoch,
+                                 longest)
+    run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
+                      ready.pool, resample)
     distributed.main_print(
         world, f"train@{variant}: {sum(p.numel() for p in model.parameters()):,} parameters, "
         f"{cfg.units}, {len(ready.train):,} train / {len(valid):,} valid pairs"
         + (f" (x{cfg.question_repeats})" if cfg.question_repeats > 1 else "")
         + (f", {min(cfg.pool, len(ready.pool)):,} of {len(ready.pool):,} pool pairs an epoch"
-           if ready.pool is not None else "") + f", device {device.type}"
+           if ready.pool is not None else "")
+        + (f", sampling {cfg.sampling}" if cfg.sampling else "")
+        + (f", averaging the last {cfg.average} epochs" if cfg.average > 1 else "")
+        + f", device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))
     if not world.main:  # only the first process writes
         fit(run, checkpoint, score)

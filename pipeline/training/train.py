@@ -26,6 +26,7 @@ from pipeline.evaluation.metrics import LOWER_IS_BETTER, loss_sums
 from pipeline.models.decoder import Model
 from pipeline.params import RuntimeConfig, TrainConfig
 from pipeline.runtime import set_tf32
+from pipeline.training.averaging import keep_average, weights_of
 from pipeline.training.checkpoints import restore_rng, rng_state, save_checkpoint
 from pipeline.training.cuda_graphs import CapturedSteps, uses_graphs
 from pipeline.training.distributed import ONE, World, all_sum, from_main, gather
@@ -57,6 +58,8 @@ class TrainingRun:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     world: World = ONE
     pool: Split | None = None  # training-only pairs, cfg.pool of them added to each epoch
+    # cfg.sampling's new segmentations of an epoch's pairs (pairs, epoch) -> pairs
+    resample: Callable[[Split, int], Split] | None = None
 
 
 @dataclass
@@ -113,8 +116,7 @@ def fit(run: TrainingRun, checkpoint: Checkpointing,
     processes (run.world) only the first writes, logs, shows progress and scores. Returns
     train.json's record (finish, below).
     """
-    model, train, valid, cfg, device = run.model, run.train, run.valid, run.cfg, run.device
-    world, state = run.world, checkpoint.state
+    model, train, cfg, device, world = run.model, run.train, run.cfg, run.device, run.world
     check_precision(model, cfg, device)
     if cfg.keep in ("val_bleu", "val_chrf") and score is None:
         raise PipelineError(f"train.keep: {cfg.keep} needs the validation scores, and this "
@@ -123,29 +125,19 @@ def fit(run: TrainingRun, checkpoint: Checkpointing,
     if device.type == "cuda":
         set_tf32(run.runtime.tf32)
     opt = make_optimizer(model, cfg, device)
-    start, history, seconds, best = 0, [], 0.0, None
     if world.rank > 0:  # dropout masks of its own; rank 0 draws what one process would
         torch.manual_seed(cfg.seed * 1_000_003 + world.rank)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        restore_optimizer(opt, state["optimizer"])
-        restore_rng(state, world, device)
-        start, history, seconds = state["epoch"], state["history"], state["seconds"]
-        best = state.get("best")
-        if world.main:
-            print(f"train: resuming after epoch {start} from {checkpoint.path}")
+    start, history, seconds, best, recent = resume(run, opt, checkpoint)
     step, steps = make_stepper(run, opt)
     for epoch in range(start, cfg.epochs):
         if stops_early(history, cfg):  # also when resuming a run that had decided to stop
             break
         t0 = time.perf_counter()
         pairs = epoch_pairs(train, run.pool, cfg.question_repeats, cfg.pool, epoch)
+        if run.resample is not None:
+            pairs = run.resample(pairs, epoch)
         shown = train_epoch(model, pairs, opt, step, cfg, epoch, world)
-        sums = loss_sums(model, valid, cfg.batch_size, device, cfg.precision, world.rank,
-                         world.size)
-        if world.size > 1:  # each process summed its share of the batches
-            sums = all_sum(sums, world)
-        val = (sums[0] / sums[1]).item()
+        val = val_loss_of(run)
         seconds += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "train_loss": shown, "val_loss": val,
                         "pr_force": pr_force(epoch, cfg), "lr": float(opt.param_groups[0]["lr"])})
@@ -154,7 +146,9 @@ def fit(run: TrainingRun, checkpoint: Checkpointing,
             scores = from_main(score(model) if world.main else None, world)
             history[-1].update(scores, score_seconds=round(time.perf_counter() - t0, 2))
         if cfg.keep != "last" and kept_epoch(history, cfg.keep) == epoch + 1:
-            best = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best = weights_of(model)
+        if cfg.average > 1:  # the last epochs' weights, for their average
+            recent = [*recent, weights_of(model)][-cfg.average:]
         rngs = gather(rng_state(device), world)  # every process's, for an exact resume
         if world.main:
             end_of_epoch(history, cfg, seconds, log)
@@ -164,10 +158,51 @@ def fit(run: TrainingRun, checkpoint: Checkpointing,
                 **({"rank_rng": rngs} if world.size > 1 else {}),
                 "history": history, "seconds": seconds,
                 **({"best": best} if best is not None else {}),
+                **({"recent": recent} if recent else {}),
             })
         if pause_after is not None and epoch + 1 - start >= pause_after:
             break
-    return finish(model, history, seconds, best, cfg, world, steps, score is not None)
+    out = finish(model, history, seconds, best, cfg, world, steps, score is not None)
+    if len(recent) > 1:  # checkpoint averaging (train.average), kept if better
+        out["average"] = average_recent(run, recent, history[out["best_epoch"] - 1], score)
+    return out
+
+
+def resume(run: TrainingRun, opt: torch.optim.Optimizer, checkpoint: Checkpointing
+           ) -> tuple[int, list[dict], float, dict | None, list[dict]]:
+    """The model, optimizer and generators as the checkpoint left them, and where the run
+    stands: the epochs done, their history, seconds, the best weights and the last epochs'
+    weights (train.average); a fresh start without a checkpoint."""
+    state = checkpoint.state
+    if state is None:
+        return 0, [], 0.0, None, []
+    run.model.load_state_dict(state["model"])
+    restore_optimizer(opt, state["optimizer"])
+    restore_rng(state, run.world, run.device)
+    if run.world.main:
+        print(f"train: resuming after epoch {state['epoch']} from {checkpoint.path}")
+    return (state["epoch"], state["history"], state["seconds"], state.get("best"),
+            state.get("recent", []))
+
+
+def average_recent(run: TrainingRun, recent: list[dict], kept: dict,
+                   score: Callable[[Model], dict[str, float]] | None) -> dict:
+    """pipeline/training/averaging.py's keep_average, validating as an epoch is."""
+    def validate() -> dict[str, float]:
+        values = {"val_loss": val_loss_of(run)}
+        if score is not None:
+            values.update(from_main(score(run.model) if run.world.main else None, run.world))
+        return values
+    return keep_average(run.model, recent, kept, run.cfg.keep, validate, run.world.main)
+
+
+def val_loss_of(run: TrainingRun) -> float:
+    """The teacher-forced validation loss, each process's share of the batches added up."""
+    sums = loss_sums(run.model, run.valid, run.cfg.batch_size, run.device, run.cfg.precision,
+                     run.world.rank, run.world.size)
+    if run.world.size > 1:  # each process summed its share of the batches
+        sums = all_sum(sums, run.world)
+    return (sums[0] / sums[1]).item()
 
 
 def train_epoch(model: Model, train: Split, opt: torch.optim.Optimizer, step: Step,

@@ -18,7 +18,7 @@ from pipeline.evaluation.compare import (
 
 METRICS = {"val_bleu": 54.21, "val_bleu_beam": 55.02, "val_chrf": 71.04, "val_chrf_beam": 71.96,
            "val_bleu_tok": 50.44, "test_bleu": 30.15, "test_bleu_beam": 31.26,
-           "test_chrf": 52.5, "val_loss": 1.3331,
+           "test_chrf": 52.5, "outside_bleu": 20.4, "outside_bleu_beam": 21.0, "val_loss": 1.3331,
            "val_loss_lesson": 3.848, "epochs": 12, "train_seconds": 252.0}
 
 
@@ -42,11 +42,11 @@ def test_rows_from_dvc_exp_show_json(tmp_path: Path) -> None:
     table = format_table(rows, models=tmp_path)
     lines = table.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert lines[0].split() == ["experiment", "variant", "test", "beam", "chrF", "valid",
-                                "beam", "tok", "val_loss", "lesson's", "epochs", "train"]
-    assert lines[2].split() == ["workspace", "basic", "30.1", "31.3", "52.5", "54.2", "55.0",
-                                "50.4", "1.333", f"{LESSON['basic'][0]:.3f}", "12", "4.2",
-                                "min"]
+    assert lines[0].split() == ["experiment", "variant", "test", "beam", "chrF", "outside",
+                                "beam", "valid", "beam", "tok", "val_loss", "epochs", "train"]
+    assert lines[2].split() == ["workspace", "basic", "30.1", "31.3", "52.5", "20.4", "21.0",
+                                "54.2", "55.0", "50.4", "1.333", "12", "4.2", "min"]
+    assert f"basic {LESSON['basic'][0]:.3f}" in table  # the lesson's figure, under the table
     assert lines[3].startswith("workspace*")  # all: no model here, committed metrics
     assert lines[4].split()[:2] == ["main", "basic"] and lines[5].startswith("quick-try")
     assert len([line for line in lines if line.startswith("quick-try")]) == 1
@@ -68,7 +68,7 @@ def test_the_kept_epoch_shows_when_it_is_not_the_last(tmp_path: Path) -> None:
     (tmp_path / "basic.json").write_text(json.dumps({**METRICS, "best_epoch": 9}))
     (tmp_path / "bidir.json").write_text(json.dumps({**METRICS, "best_epoch": 12}))
     lines = format_table(from_folder(tmp_path)).splitlines()
-    assert lines[2].split()[10] == "9/12" and lines[3].split()[10] == "12"
+    assert lines[2].split()[11] == "9/12" and lines[3].split()[11] == "12"
 
 
 def test_a_metrics_folder_marks_the_variants_without_a_model(tmp_path: Path) -> None:
@@ -90,8 +90,8 @@ def test_rows_from_a_folder(tmp_path: Path) -> None:
     (tmp_path / "bidir.json").write_text(json.dumps({"val_bleu": 12.5}))
     rows = from_folder(tmp_path)
     assert [(v, m["val_bleu"]) for _, v, m in rows] == [("bidir", 12.5)]
-    # the lesson's split: no test set, so no test figures
-    assert format_table(rows).splitlines()[2].split()[2:7] == ["-", "-", "-", "12.5", "-"]
+    # the lesson's split: no test set, so no test figures; no outside figures either
+    assert format_table(rows).splitlines()[2].split()[2:9] == ["-"] * 5 + ["12.5", "-"]
 
 
 def test_runs_that_differ_only_in_the_seed_are_grouped() -> None:

@@ -16,7 +16,7 @@ from pipeline.data.vocab import EOS, PAD
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import bleu, seq_loss
 from pipeline.models.build import build_model
-from pipeline.params import TrainConfig, variant_names
+from pipeline.params import TrainConfig, from_dict, variant_names
 from pipeline.training.checkpoints import load_checkpoint
 from pipeline.training.optimizer import one_cycle_lr, pr_force
 from pipeline.training.train import Checkpointing, TrainingRun, fit, kept_epoch, stops_early
@@ -252,6 +252,49 @@ def test_without_patience_every_epoch_trains_and_the_best_is_kept(tmp_path: Path
     assert (r["epochs"], r["best_epoch"], r["stopped_early"]) == (3, 2, False)
     for name, w in model.state_dict().items():
         assert torch.equal(w, snapshots[1][name]), name
+
+
+def test_the_average_of_the_last_epochs_is_kept_only_when_it_scores_better(
+        tmp_path: Path) -> None:
+    """train.average: the last N epochs' weights averaged after training, scored like an
+    epoch, and kept if train.keep rates it above the kept epoch; a resumed run averages the
+    same epochs (they travel in the checkpoint)."""
+    torch.set_num_threads(1)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, keep="val_bleu", average=3)
+    train, valid = toy_split(40, 1), toy_split(10, 2)
+
+    def run(bleus: list[float], ckpt: str, state=None, stop_after=None):
+        torch.manual_seed(0)
+        model = build_model(small_cfg("basic"), SRC_V, TGT_V, EMB)
+        scores = ScriptedScores(bleus, start=state["epoch"] if state else 0)
+        r = fit(TrainingRun(model, train, valid, cfg, torch.device("cpu")),
+                Checkpointing(tmp_path / ckpt, "fp", state), scores, pause_after=stop_after)
+        return model, r, scores
+
+    # the average (scored fifth) beats epoch 3, the best epoch: the model holds the mean of
+    # epochs 2-4
+    model, r, scores = run([1.0, 2.0, 5.0, 4.0, 6.0], "a.pt")
+    assert r["best_epoch"] == 3 and r["average"]["kept"] and r["average"]["epochs"] == 3
+    assert r["average"]["val_bleu"] == 6.0 and math.isfinite(r["average"]["val_loss"])
+    for name, w in model.state_dict().items():
+        if w.is_floating_point():
+            mean = torch.stack([scores.weights[e][name] for e in (2, 3, 4)]).mean(0)
+            assert torch.allclose(w, mean), name
+    averaged = {k: v.clone() for k, v in model.state_dict().items()}
+    # the same average scoring below epoch 3: the model keeps epoch 3's weights
+    model, r, scores = run([1.0, 2.0, 5.0, 4.0, 4.5], "b.pt")
+    assert not r["average"]["kept"]
+    for name, w in model.state_dict().items():
+        assert torch.equal(w, scores.weights[3][name]), name
+    # killed after epoch 2 and resumed: the same average
+    run([1.0, 2.0, 5.0, 4.0, 6.0], "c.pt", stop_after=2)
+    state = load_checkpoint(tmp_path / "c.pt", "fp")
+    assert len(state["recent"]) == 2
+    model, r, _ = run([1.0, 2.0, 5.0, 4.0, 6.0], "c.pt", state)
+    for name, w in model.state_dict().items():
+        assert torch.equal(w, averaged[name]), name
+    with pytest.raises(PipelineError, match=r"train.average: 3 needs train.keep to name a"):
+        from_dict(TrainConfig, {"average": 3, "keep": "last"}, "train")
 
 
 def test_keeping_by_a_score_needs_the_scores(tmp_path: Path) -> None:

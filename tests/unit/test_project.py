@@ -384,8 +384,15 @@ def test_the_words_path_settings_give_back_every_variant_as_it_was() -> None:
     for variant, want in snapshot["variants"].items():
         model, train = P.variant_configs(params, variant)
         reads = P.KIND_KEYS[model.kind] | {"kind"}  # what its kind does not read changes nothing
-        assert {k: v for k, v in dataclasses.asdict(model).items() if k in reads} == {
+        now = dataclasses.asdict(model)
+        assert {k: v for k, v in now.items() if k in reads and k in want["model"]} == {
             k: v for k, v in want["model"].items() if k in reads}, variant
-        assert json.loads(json.dumps(dataclasses.asdict(train))) == want["train"], variant
+        assert all(now[k] == getattr(P.ModelConfig(), k) for k in reads - set(want["model"])
+                   - {"kind"}), variant  # a knob added since: at its default
+        now = json.loads(json.dumps(dataclasses.asdict(train)))
+        assert {k: now[k] for k in want["train"]} == want["train"], variant
+        # a knob added since is at its default, which trains as before it existed
+        assert {k: v for k, v in now.items() if k not in want["train"]} == {
+            k: getattr(P.TrainConfig(), k) for k in set(now) - set(want["train"])}, variant
     today = P.variant_configs(yaml.safe_load((ROOT / "params.yaml").read_text()), "transformer")
     assert (today[1].units, today[1].pool > 0) == ("pieces", True)  # the default moved on

@@ -152,3 +152,36 @@ def test_an_ensemble_of_a_transformer_and_a_gru_variant_decodes() -> None:
     g, attn = greedy(ens, src, lens, 8)
     assert attn is not None and attn.shape[0] == 4  # the first model's weights
     assert [h[0].ids for h in beam_search(ens, src, lens, 8, beam_size=1, alpha=0.0)] == g
+
+
+def test_shared_embeddings_are_one_matrix_and_survive_a_model_directory(tmp_path) -> None:
+    """model.share_embeddings: the source, target and output rows are one tensor (a joint
+    vocabulary), trained as one, saved and loaded as one; unequal vocabularies are refused."""
+    from pipeline.models.modeldir import load_model_dir, model_config, save_model_dir
+    from pipeline.params import TokenizeParams
+
+    torch.manual_seed(0)
+    cfg = small_cfg("transformer", heads=3, ff_size=20, share_embeddings=True)
+    vectors = torch.randn(SRC_V, EMB)
+    m = build_model(cfg, SRC_V, SRC_V, EMB, vectors, torch.randn(SRC_V, EMB))
+    assert m.src_emb is m.tgt_emb and m.out.weight is m.src_emb.weight
+    found = vectors.abs().sum(1) > 0  # the shared rows start from the source's vectors
+    assert torch.allclose(m.src_emb.weight[found][5] / vectors[found][5],
+                          m.src_emb.weight[found][6] / vectors[found][6])
+    plain = build_model(small_cfg("transformer", heads=3, ff_size=20), SRC_V, SRC_V, EMB)
+    shared_n = sum(p.numel() for p in m.parameters())
+    assert sum(p.numel() for p in plain.parameters()) - shared_n == SRC_V * EMB
+    src, lens, tgt = batch(3, 5, 4)
+    m.train()
+    m.loss(src, lens, tgt, None).backward()
+    assert m.src_emb.weight.grad is not None  # both sides' gradients reach the one matrix
+    save_model_dir(tmp_path / "m", m, model_config(cfg, TokenizeParams(), EMB, 9, 9),
+                   [f"w{i}" for i in range(SRC_V)], [f"w{i}" for i in range(SRC_V)])
+    loaded, *_ = load_model_dir(tmp_path / "m", torch.device("cpu"))
+    assert loaded.src_emb is loaded.tgt_emb
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(src, lens, tgt), loaded(src, lens, tgt))
+    with pytest.raises(PipelineError, match=r"model.share_embeddings: the vocabularies differ "
+                                            r"\(37 and 29 units\)"):
+        build_model(cfg, SRC_V, TGT_V, EMB)

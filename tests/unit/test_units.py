@@ -136,3 +136,53 @@ def test_the_pool_needs_pieces() -> None:
     with pytest.raises(PipelineError, match=r"train.pool: 100 .* need train.units: pieces"):
         from_dict(TrainConfig, {"pool": 100}, "train")
     assert from_dict(TrainConfig, {"pool": 100, "units": "pieces"}, "train").pool == 100
+
+
+def test_a_set_of_raw_text_in_pieces() -> None:
+    """text_set (the outside set's way into evaluation) encodes as translate does."""
+    from pipeline.data.batches import text_set
+
+    text = {"fr": [f for f, _ in statements()], "en": [e for _, e in statements()]}
+    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 50}, "subwords"))
+    units, vocab = Pieces(models), vocabulary(models["fr"])
+    fr, en = ["Zoé mange le livre."], ["Zoé eats the book."]
+    got = text_set(fr, en, units, vocab, vocab)
+    assert list(got.split.src[0]) == units.encode(fr[0])
+    assert list(got.split.tgt[0]) == units.sp["en"].encode(en[0]) + [EOS]
+    assert got.token_refs == [" ".join(units.target_tokens(en[0]))]
+    assert got.text_refs == en and got.text_sources == fr
+
+
+def test_sampled_pieces_spell_the_same_text_and_repeat_with_their_seed() -> None:
+    """train.sampling: an epoch's pairs in new segmentations of the same text, drawn again
+    the same for the same seed (a resumed run), never longer than the cap, and a side cut at
+    the length percentile (no _eos_) kept as it is."""
+    from pipeline.data.batches import sample_pieces
+
+    text = {"fr": [f for f, _ in statements()], "en": [e for _, e in statements()]}
+    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 50}, "subwords"))
+    units = Pieces(models)
+    pairs = encode_pairs(pd.DataFrame({"fr": text["fr"], "en": text["en"],
+                                       "line": range(len(text["fr"]))}), models)
+    pairs.loc[0, "fr_ids"] = pairs.loc[0, "fr_ids"][:3]  # cut: no _eos_
+    split = Split(pairs)
+    longest = split.max_lengths()
+    a = sample_pieces(split, units, 0.1, 7, longest)
+    b = sample_pieces(split, units, 0.1, 7, longest)
+    c = sample_pieces(split, units, 0.1, 8, longest)
+    assert all(np.array_equal(x, y) for x, y in zip(a.src + a.tgt, b.src + b.tgt))
+    assert any(not np.array_equal(x, y) for x, y in zip(a.src + a.tgt, c.src + c.tgt))
+    assert any(not np.array_equal(x, y) for x, y in zip(a.src, split.src))  # new pieces
+    for side, lang in (("src", "fr"), ("tgt", "en")):
+        for old, new in zip(getattr(split, side)[1:], getattr(a, side)[1:]):
+            assert new[-1] == EOS and len(new) <= longest[side == "tgt"]
+            assert units.sp[lang].decode(new[:-1].tolist()) == \
+                units.sp[lang].decode(old[:-1].tolist())
+    assert np.array_equal(a.src[0], split.src[0])  # the cut side is left alone
+    assert list(a.lines) == list(split.lines)
+    assert list(a.src_lengths) == [len(s) for s in a.src]
+    tight = sample_pieces(split, units, 0.1, 7, (4, 4))  # no draw may pass the cap
+    assert all(np.array_equal(x, y) or len(x) <= 4 for x, y in zip(tight.src, split.src))
+    with pytest.raises(PipelineError, match=r"train.sampling: 0.1 samples SentencePiece "
+                                            r"segmentations, which needs train.units: pieces"):
+        from_dict(TrainConfig, {"sampling": 0.1}, "train")
