@@ -13,6 +13,8 @@ import pytest
 import torch
 import yaml
 
+from pipeline.data.outside import read_outside
+
 ROOT = Path(__file__).resolve().parents[2]
 # the stages' threads: what scripts/test.sh gives each test process (2 run alone)
 ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
@@ -166,13 +168,18 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     sh(["dvc", "repro", "-f", "-s", "evaluate@basic"], workspace)
     second = json.loads((workspace / "metrics/basic.json").read_text())
     for key in ("val_loss", "val_loss_lesson", "val_bleu", "val_bleu_beam", "val_chrf",
-                "val_chrf_beam", "val_bleu_tok", "test_bleu", "test_bleu_beam", "test_loss"):
+                "val_chrf_beam", "val_bleu_tok", "test_bleu", "test_bleu_beam", "test_loss",
+                "outside_bleu", "outside_bleu_beam", "outside_chrf", "outside_copy",
+                "val_copy_beam"):
         assert first[key] == second[key], key
+    # the outside set, translated whole; its names and numbers are counted for the copy rate
+    assert first["outside_sentences"] == len(read_outside())
+    assert first["outside_copy_sentences"] >= 100 and 0 <= first["outside_copy"] <= 100
     assert first["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     # what each search ran with, as the search was called: here the evaluate section's values
     ev = yaml.safe_load((workspace / "params.yaml").read_text())["evaluate"]
     limit = {k: ev[k] for k in ("max_len_a", "max_len_b", "max_len_cap")}
-    for name in ("valid", "test"):
+    for name in ("valid", "test", "outside"):
         assert first["search"][f"{name}_greedy"] == {"beam_size": 1, **limit}
         assert first["search"][f"{name}_beam"] == {"beam_size": ev["beam_size"],
                                                    "alpha": ev["alpha"], **limit}
@@ -181,7 +188,7 @@ def test_training_is_deterministic_and_translate_works(workspace: Path) -> None:
     assert "tok:none" in first["bleu_tok_signature"]
     # what was scored is what was written: sacreBLEU's command line on the files agrees
     out = workspace / "reports/basic/translations"
-    for name, prefix in (("valid", "val"), ("test", "test")):
+    for name, prefix in (("valid", "val"), ("test", "test"), ("outside", "outside")):
         assert len((out / f"{name}.ref.txt").read_text().splitlines()) == first[
             f"{prefix}_sentences"]
         for search, suffix in (("greedy", ""), ("beam", "_beam")):
