@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.data.vocab import ids_to_tokens  # noqa: E402
-from pipeline.decoding.translate import open_translator  # noqa: E402
+from pipeline.decoding.engines import open_translator  # noqa: E402
 
 
 def free_port() -> int:

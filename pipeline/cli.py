@@ -27,7 +27,7 @@ def read_lines(stream: object, name: str = "standard input") -> list[str]:
 
 def cmd_translate(args: argparse.Namespace) -> None:
     from pipeline.data.vocab import ids_to_tokens
-    from pipeline.decoding.translate import open_translator
+    from pipeline.decoding.engines import open_translator
 
     if args.nbest > args.beam:
         raise PipelineError(f"--nbest {args.nbest}: at most the beam size (--beam {args.beam})")

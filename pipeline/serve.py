@@ -276,7 +276,7 @@ def create_app(model: str | Path | list, device: str = "cpu",
     from fastapi import FastAPI, Request
     from fastapi.responses import FileResponse, JSONResponse
 
-    from pipeline.decoding.translate import open_translator
+    from pipeline.decoding.engines import open_translator
 
     paths = [Path(p) for p in (model if isinstance(model, list) else [model])]
     limits = limits or ServeLimits()
@@ -330,7 +330,7 @@ def serve(models: list[str], host: str, port: int, device: str, limits: ServeLim
           engine: str = "auto") -> None:
     import uvicorn
 
-    from pipeline.decoding.translate import open_translator
+    from pipeline.decoding.engines import open_translator
 
     app = create_app(models, device, limits, open_translator(models, device, engine))
     print(f"serving {', '.join(models)} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)

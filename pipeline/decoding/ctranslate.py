@@ -7,11 +7,11 @@ plainly:
 - Greedy search is the same search: each batch decodes to its longest row's output limit and
   every row is cut at its own (a greedy row's first tokens do not depend on how far it goes).
 - Beam search is CTranslate2's. It ranks hypotheses by their log-probability alone
-  (length_penalty 0), and the K it returns are scored again by the model (score_batch) and
-  ranked with GNMT's length penalty, as the PyTorch beam search scores them; the two
-  searches keep different hypotheses along the way, so a beam's output can differ where the
-  PyTorch one would finish another hypothesis first. Each row decodes to its own output
-  limit, as in PyTorch.
+  (length_penalty 0), and the K it returns are scored again by the model (score_batch, one
+  call for a whole batch's hypotheses) and ranked with GNMT's length penalty, as the PyTorch
+  beam search scores them; the two searches keep different hypotheses along the way, so a
+  beam's output can differ where the PyTorch one would finish another hypothesis first. Each
+  row decodes to its own output limit, as in PyTorch: a call holds rows of one limit.
 - The attention is CTranslate2's of the last layer, averaged over every head (the export asks
   for all heads), the hypothesis forced as a target prefix: the weights `step` would give.
 """
@@ -81,49 +81,43 @@ class CT2Translator(Translator):
         todo = [(i, self.source_tokens(s)) for i, s in enumerate(sentences) if s.strip()]
         todo.sort(key=lambda item: -len(item[1]))
         greedy = beam_size == 1 and n_best == 1 and not scored
-        for k in range(0, len(todo), batch_size):
-            chunk = todo[k:k + batch_size]
-            limits = limit([len(toks) for _, toks in chunk])
-            # greedy: the batch decodes to its longest limit and each row is cut at its own;
-            # a beam search is run per limit (rows of one length, so few calls), since a
-            # beam's hypotheses depend on how far it may go
-            groups = [list(range(len(chunk)))] if greedy else [
-                [j for j, n in enumerate(limits) if n == most] for most in sorted(set(limits))]
-            for group in groups:
-                most = max(limits[j] for j in group)
-                results = self.engine.translate_batch(
-                    [chunk[j][1] for j in group], beam_size=beam_size,
-                    num_hypotheses=1 if greedy else beam_size, length_penalty=0.0,
-                    return_scores=not greedy, max_decoding_length=most, max_input_length=0)
-                for j, result in zip(group, results):
-                    out[chunk[j][0]] = self._hypotheses(chunk[j][1], result, limits[j], most,
-                                                        alpha, greedy)[:n_best]
+        limits = limit([len(toks) for _, toks in todo])
+        for batch in batches(limits, batch_size, greedy):
+            most = max(limits[j] for j in batch)
+            sources = [todo[j][1] for j in batch]
+            results = self.engine.translate_batch(
+                sources, beam_size=beam_size, num_hypotheses=1 if greedy else beam_size,
+                length_penalty=0.0, return_scores=not greedy, max_decoding_length=most,
+                max_input_length=0)
+            found = [cut(result.hypotheses, limits[j], most) for j, result in zip(batch, results)]
+            hyps = ([[Hypothesis([self.stoi_en[t] for t in tokens], math.nan, math.nan)
+                      for tokens, _ in row] for row in found] if greedy
+                    else self._rescored(sources, found, alpha))
+            for j, row in zip(batch, hyps):
+                out[todo[j][0]] = row[:n_best]
         return out
 
-    def _hypotheses(self, source: list[str], result, row_limit: int, decoded: int,  # noqa: ANN001
-                    alpha: float, greedy: bool) -> list[Hypothesis]:
-        """A CTranslate2 result as Hypothesis objects, cut at the row's own limit. Greedy's
-        scores stay NaN, as Translator's. A beam's are the model's log-probabilities of each
-        hypothesis (CTranslate2's score_batch: its search's own scores are not exactly
-        those), over GNMT's length penalty, by which they are ranked."""
-        found = []
-        for tokens in result.hypotheses:
-            ended = len(tokens) < decoded  # CTranslate2 stopped at _eos_
-            if len(tokens) >= row_limit:  # at or past this row's own limit: unfinished
-                tokens, ended = tokens[:row_limit], False
-            found.append((tokens, ended))
-        if greedy:
-            return [Hypothesis([self.stoi_en[t] for t in tokens], math.nan, math.nan)
-                    for tokens, _ in found]
-        scored = self.engine.score_batch([source] * len(found), [t for t, _ in found])
-        hyps = []
-        for (tokens, ended), score in zip(found, scored):
-            # score_batch scores the _eos_ after the tokens too: an unfinished one has none
-            log_prob = float(sum(score.log_probs if ended else score.log_probs[:-1]))
-            steps = len(tokens) + (1 if ended else 0)
-            hyps.append(Hypothesis([self.stoi_en[t] for t in tokens],
-                                   log_prob / length_penalty(steps, alpha), log_prob))
-        return sorted(hyps, key=lambda h: -h.score)
+    def _rescored(self, sources: list[list[str]], found: list[list[tuple[list[str], bool]]],
+                  alpha: float) -> list[list[Hypothesis]]:
+        """Each source's beam hypotheses (tokens, ended) as Hypothesis objects, ranked as the
+        PyTorch beam ranks them: the model's log-probability of each (CTranslate2's
+        score_batch, all of a batch's hypotheses in one call: its search's own scores are not
+        exactly those) over GNMT's length penalty."""
+        flat = [(src, tokens, ended) for src, row in zip(sources, found) for tokens, ended in row]
+        scores = iter(self.engine.score_batch([src for src, _, _ in flat],
+                                              [tokens for _, tokens, _ in flat]))
+        out = []
+        for row in found:
+            hyps = []
+            for tokens, ended in row:
+                score = next(scores)
+                # score_batch scores the _eos_ after the tokens too: an unfinished one has none
+                log_prob = float(sum(score.log_probs if ended else score.log_probs[:-1]))
+                steps = len(tokens) + (1 if ended else 0)
+                hyps.append(Hypothesis([self.stoi_en[t] for t in tokens],
+                                       log_prob / length_penalty(steps, alpha), log_prob))
+            out.append(sorted(hyps, key=lambda h: -h.score))
+        return out
 
     def attention(self, sentences: list[str], hyps: list[list[int]], batch_size: int = 64
                   ) -> list[tuple[list[str], list[str], list[list[float]]]]:
@@ -144,3 +138,33 @@ class CT2Translator(Translator):
                            for row in result.attention[0][:len(prefix) + 1]]
                 out.append((words, ids_to_tokens(hyps[i], self.vocab_en) + [EOS_NAME], weights))
         return out
+
+
+def batches(limits: list[int], batch_size: int, greedy: bool) -> list[list[int]]:
+    """The translate_batch calls, as lists of rows (sorted by length, longest first, so equal
+    limits are neighbours). Greedy: batch_size rows a call, each decoding to the call's
+    longest limit and cut at its own (a greedy row's first tokens do not depend on how far it
+    goes). A beam: rows of one limit a call, batch_size at most (a beam's hypotheses depend on
+    how far it may go), so a call per limit, not per limit in every batch."""
+    if greedy:
+        return [list(range(k, min(k + batch_size, len(limits))))
+                for k in range(0, len(limits), batch_size)]
+    out: list[list[int]] = []
+    for j, n in enumerate(limits):
+        if not out or limits[out[-1][0]] != n or len(out[-1]) == batch_size:
+            out.append([])
+        out[-1].append(j)
+    return out
+
+
+def cut(hypotheses: list[list[str]], row_limit: int, decoded: int
+        ) -> list[tuple[list[str], bool]]:
+    """CTranslate2's hypotheses of a row decoded up to `decoded` tokens, cut at the row's own
+    limit, each with whether it ended (CTranslate2 stopped at _eos_ before the limit)."""
+    found = []
+    for tokens in hypotheses:
+        ended = len(tokens) < decoded
+        if len(tokens) >= row_limit:  # at or past this row's own limit: unfinished
+            tokens, ended = tokens[:row_limit], False
+        found.append((tokens, ended))
+    return found

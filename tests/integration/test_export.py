@@ -13,7 +13,8 @@ from conftest import EN_VOCAB, FR_VOCAB
 from test_translate import cli
 
 from pipeline.decoding.ctranslate import CT2Translator
-from pipeline.decoding.translate import Translator, open_translator
+from pipeline.decoding.engines import open_translator
+from pipeline.decoding.translate import Translator
 from pipeline.errors import PipelineError
 from pipeline.models.build import build_model
 from pipeline.models.export import export
@@ -173,3 +174,19 @@ def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Pa
         assert w1 == w2 and w1[0].startswith("\u2581") and w1[-1] == "_eos_"
         assert o1 == o2 and len(a1[0]) == len(w1)
         assert np.allclose(np.array(a1), np.array(a2), atol=1e-5)
+
+
+def test_a_beam_batches_rows_of_one_limit_and_greedy_any() -> None:
+    """CT2Translator's calls: greedy batch_size rows at a time; a beam, rows of one output
+    limit at a time (so each row decodes to its own limit), as few calls as that allows."""
+    from pipeline.decoding.ctranslate import batches, cut
+
+    limits = [9, 9, 9, 8, 8, 5]  # the rows sorted longest first, as search sorts them
+    assert batches(limits, 4, greedy=True) == [[0, 1, 2, 3], [4, 5]]
+    assert batches(limits, 4, greedy=False) == [[0, 1, 2], [3, 4], [5]]
+    assert batches(limits, 2, greedy=False) == [[0, 1], [2], [3, 4], [5]]
+    assert batches([], 4, greedy=False) == []
+    # decoded to 9, a row of limit 5: a longer hypothesis is cut there, unfinished
+    assert cut([["a", "b"], list("abcdefgh")], 5, 9) == [(["a", "b"], True),
+                                                         (list("abcde"), False)]
+    assert cut([list("abcdefghi")], 9, 9) == [(list("abcdefghi"), False)]  # hit the limit
