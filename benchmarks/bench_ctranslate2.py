@@ -1,22 +1,23 @@
-"""PyTorch against CTranslate2 (fp32 and int8) on the test set, in one run: sentences a
-second in batches and one at a time (p50/p95 latency), peak memory, BLEU of the printed text,
-and how many outputs are PyTorch's exactly.
+"""PyTorch against CTranslate2 (fp32 and int8) in one run, greedy and beam search: sentences a
+second in batches (start-up apart) and greedy one sentence at a time (p50/p95 latency), BLEU
+of the printed text, and how many outputs are PyTorch's exactly.
 
     python benchmarks/bench_ctranslate2.py --model models/transformer [--threads 1 2]
 
 It exports the model twice (float32 and int8, into a temporary folder), then runs each engine
-in a process of its own (so each one's peak memory is its own): greedy search over the test
-set's French, batches of 32 sorted by length as `fren-nmt translate` makes them, then the
-first --single sentences one at a time. Threads: each count of --threads for every engine
-(PyTorch's intra-op threads; CTranslate2's intra_threads, with one translator: one client's
-batches come one at a time), each ratio against PyTorch at the same count.
+in a process of its own: the test set's French --repeat times (850 x 6 = 5,100 lines on
+Tatoeba), in batches of --batch-size sorted by length as `fren-nmt translate` makes them,
+greedy and beam --beam (GNMT's penalty, evaluate's alpha), each timed apart from loading the
+model (start-up, reported beside); then the first --single sentences one at a time, greedy.
+Threads: each count of --threads for every engine (PyTorch's intra-op threads; CTranslate2's
+intra_threads, with one translator: one client's batches come one at a time), each ratio
+against PyTorch at the same count and search.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_sentences(ids: str, questions: str) -> tuple[list[str], list[str]]:
 
 
 def one_engine(args: argparse.Namespace) -> None:
-    """In a process of its own: translate, time, and print one JSON line."""
+    """In a process of its own: load, translate, time, and print one JSON line."""
     import torch
 
     from pipeline.decoding.ctranslate import CT2Translator
@@ -51,22 +52,24 @@ def one_engine(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     tr = (Translator(args.model) if args.engine == "pytorch"
           else CT2Translator(args.model, threads=args.threads[0]))
-    load = time.perf_counter() - t0
-    tr.translate(sources[:32])  # warm-up
-    t0 = time.perf_counter()
-    lines = tr.translate(sources, batch_size=32)
-    batched = time.perf_counter() - t0
+    out = {"engine": args.engine, "load_s": time.perf_counter() - t0}
+    tr.translate(sources[:32], beam_size=args.beam)  # warm-up
+    for search, beam in (("greedy", 1), ("beam", args.beam)):
+        t0 = time.perf_counter()
+        lines = tr.translate(sources * args.repeat, batch_size=args.batch_size, beam_size=beam)
+        seconds = time.perf_counter() - t0
+        out[search] = {"lines": lines[:len(sources)], "seconds": seconds,
+                       "per_s": len(lines) / seconds,
+                       "repeats_agree": lines == lines[:len(sources)] * args.repeat}
     latencies = []
     for s in sources[:args.single]:
         t0 = time.perf_counter()
         tr.translate([s], batch_size=1)
         latencies.append(time.perf_counter() - t0)
     q = statistics.quantiles(latencies, n=100)
-    print(json.dumps({"engine": args.engine, "lines": lines, "load_s": load,
-                      "batched_per_s": len(sources) / batched,
-                      "single_per_s": len(latencies) / sum(latencies),
-                      "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94],
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    out["single"] = {"per_s": len(latencies) / sum(latencies), "p50_ms": 1000 * q[49],
+                     "p95_ms": 1000 * q[94]}
+    print(json.dumps(out))
 
 
 def main() -> None:
@@ -75,6 +78,9 @@ def main() -> None:
     ap.add_argument("--ids", default="data/processed/ids.parquet")
     ap.add_argument("--questions", default="data/interim/questions.parquet")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=6, help="the test set this many times")
+    ap.add_argument("--batch-size", type=int, default=64, help="translate's default: 64")
+    ap.add_argument("--beam", type=int, default=5, help="the beam search's size (5)")
     ap.add_argument("--single", type=int, default=200, help="sentences timed one at a time")
     ap.add_argument("--engine", help=argparse.SUPPRESS)  # one engine, in a child process
     args = ap.parse_args()
@@ -98,24 +104,35 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, __file__, "--engine", engine, "--model", dirs[engine],
                      "--ids", args.ids, "--questions", args.questions, "--threads",
-                     str(threads), "--single", str(args.single)],
-                    capture_output=True, text=True, check=True).stdout
+                     str(threads), "--repeat", str(args.repeat), "--batch-size",
+                     str(args.batch_size), "--beam", str(args.beam), "--single",
+                     str(args.single)], capture_output=True, text=True, check=True).stdout
                 results[engine, threads] = json.loads(out.strip().splitlines()[-1])
-    print(f"{len(sources)} test sentences, greedy; model {args.model}")
-    print("| engine | threads | BLEU | chrF | outputs equal to PyTorch's | sentences/s, "
-          "batches of 32 | x PyTorch | sentences/s, one at a time | x PyTorch | p50 | p95 | "
-          "peak memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    n = len(sources) * args.repeat
+    print(f"{len(sources)} test sentences x {args.repeat} = {n} lines, batches of "
+          f"{args.batch_size}; model {args.model}; beam {args.beam}")
+    print("| engine | threads | search | BLEU | chrF | outputs equal to PyTorch's | "
+          "seconds | sentences/s | x PyTorch | start-up |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for (engine, threads), r in results.items():
-        base = results["pytorch", threads]
-        same = sum(a == b for a, b in zip(r["lines"], base["lines"]))
-        bleu = sacrebleu.corpus_bleu(r["lines"], [refs]).score
-        chrf = sacrebleu.corpus_chrf(r["lines"], [refs]).score
-        print(f"| {engine} | {threads} | {bleu:.2f} | {chrf:.2f} | {same} of {len(sources)} "
-              f"({100 * same / len(sources):.1f}%) | {r['batched_per_s']:.1f} | "
-              f"{r['batched_per_s'] / base['batched_per_s']:.2f} | {r['single_per_s']:.1f} | "
-              f"{r['single_per_s'] / base['single_per_s']:.2f} | {r['p50_ms']:.1f} ms | "
-              f"{r['p95_ms']:.1f} ms | {r['peak_rss_mb']:.0f} MB |", flush=True)
+        for search in ("greedy", "beam"):
+            base = results["pytorch", threads][search]
+            mine = r[search]
+            same = sum(a == b for a, b in zip(mine["lines"], base["lines"]))
+            bleu = sacrebleu.corpus_bleu(mine["lines"], [refs]).score
+            chrf = sacrebleu.corpus_chrf(mine["lines"], [refs]).score
+            print(f"| {engine} | {threads} | {search} | {bleu:.2f} | {chrf:.2f} | {same} of "
+                  f"{len(sources)} | {mine['seconds']:.1f} | {mine['per_s']:.1f} | "
+                  f"{mine['per_s'] / base['per_s']:.2f} | {r['load_s']:.1f} s |"
+                  + ("" if mine["repeats_agree"] else " (repeats differ)"), flush=True)
+    print("\nGreedy, one sentence at a time:")
+    print("| engine | threads | sentences/s | x PyTorch | p50 | p95 |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for (engine, threads), r in results.items():
+        base = results["pytorch", threads]["single"]
+        s = r["single"]
+        print(f"| {engine} | {threads} | {s['per_s']:.1f} | {s['per_s'] / base['per_s']:.2f} | "
+              f"{s['p50_ms']:.1f} ms | {s['p95_ms']:.1f} ms |")
 
 
 if __name__ == "__main__":
