@@ -203,6 +203,7 @@ class TrainConfig:
     question_repeats: int = positive(1)  # the questions, this many times an epoch
     average: int = positive(1)  # the last N epochs' weights averaged (1 = off), kept if better
     sampling: float = fraction(0.0)  # subword regularization's alpha (0 = off; pieces only)
+    name_swaps: float = probability(0.0)  # share of pairs with a name given a made-up one
 
     def check(self, where: str) -> None:
         if self.average > 1 and self.keep == "last":
@@ -212,6 +213,9 @@ class TrainConfig:
         if self.sampling and self.units != "pieces":
             raise PipelineError(f"{where}.sampling: {self.sampling} samples SentencePiece "
                                 f"segmentations, which needs {where}.units: pieces")
+        if self.name_swaps and self.units != "pieces":
+            raise PipelineError(f"{where}.name_swaps: {self.name_swaps} re-encodes the pairs "
+                                f"it changes, which needs {where}.units: pieces")
         if self.pool and self.units != "pieces":
             raise PipelineError(f"{where}.pool: {self.pool} pool pairs an epoch need "
                                 f"{where}.units: pieces (the subwords stage encodes the pool)")

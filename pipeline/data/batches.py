@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -146,6 +147,74 @@ def sample_pieces(pairs: Split, units: Pieces, alpha: float, seed: int,
                             nbest_size=-1) + [EOS]
             drawn.append(np.asarray(new, dtype=np.int64) if len(new) <= cap else ids)
         setattr(out, side, drawn)
+    out.lines = pairs.lines
+    out.src_lengths = np.array([len(s) for s in out.src])
+    return out
+
+
+# A name-like token: a word with a capital (not the whole sentence's first word: "Où",
+# "Pourquoi") or a number, matched whole (Tom in "Tom's", 1995 in "1995?")
+NAME = re.compile(r"(?<![\w-])(?:[^\W\d_]*[A-Z\u00C0-\u00DE]\w*(?:-\w+)*|\d+)(?![\w-])")
+
+
+def names_in_both(fr: str, en: str) -> list[str]:
+    """The name-like tokens that a pair's French and English both hold as they are (names of
+    people and places, numbers): what a translation copies. A capitalized first word counts
+    only if the other side holds it too (Tom in "Tom est là ?")."""
+    found = dict.fromkeys(NAME.findall(fr))
+    english = set(NAME.findall(en))
+    return [t for t in found if t in english and (len(t) > 1 or t.isdigit())]
+
+
+def made_up_name(rng: np.random.Generator, pieces: list[str], like: str) -> str:
+    """A token the corpus need not hold, in place of `like`: a number of 1 to 4 digits for a
+    number, else 2 or 3 of the vocabulary's word pieces run together, capitalized
+    ("Lomiraque")."""
+    if like.isdigit():
+        return str(int(rng.integers(0, 10 ** int(rng.integers(1, 5)))))
+    word = "".join(pieces[i] for i in rng.integers(0, len(pieces), int(rng.integers(2, 4))))
+    return word[:1].upper() + word[1:]
+
+
+def word_pieces(units: Pieces) -> list[str]:
+    """The joint vocabulary's pieces made of letters alone (no word boundary, digit or
+    sign), the stuff made_up_name builds names from."""
+    sp = units.sp["fr"]
+    out = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
+           if not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i))]
+    return sorted({p.lstrip("\u2581").lower() for p in out
+                   if p.lstrip("\u2581").isalpha() and len(p.lstrip("\u2581")) > 1})
+
+
+def swap_names(pairs: Split, units: Pieces, share: float, seed: int,
+               longest: tuple[int, int]) -> Split:
+    """Copy by example (train.name_swaps): in `share` of an epoch's pairs that hold a name or
+    a number on both sides, each such token replaced, on both sides alike, by a made-up one,
+    then the pair encoded again. A corpus where Tom and Mary are half the names teaches a
+    model to write Tom; new names teach it to copy what it cannot translate ("Simone Veil",
+    "1995"). Seeded by `seed` (a resumed run draws what an uninterrupted one did); a pair is
+    kept as it was where it was cut at the length percentile, holds _unk, or would grow past
+    `longest` (the captured CUDA steps' shapes)."""
+    rng = np.random.default_rng(seed)
+    pieces = word_pieces(units)
+    fr_sp, en_sp = units.sp["fr"], units.sp["en"]
+    out = Split.__new__(Split)
+    out.src, out.tgt = list(pairs.src), list(pairs.tgt)
+    for i, (src, tgt) in enumerate(zip(pairs.src, pairs.tgt)):
+        if src[-1] != EOS or tgt[-1] != EOS or (src == UNK).any() or (tgt == UNK).any():
+            continue
+        fr, en = fr_sp.decode(src[:-1].tolist()), en_sp.decode(tgt[:-1].tolist())
+        names = names_in_both(fr, en)
+        if not names or rng.random() >= share:
+            continue
+        for name in names:
+            other = made_up_name(rng, pieces, name)
+            whole = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+            fr, en = whole.sub(other, fr), whole.sub(other, en)
+        new_src = np.asarray(fr_sp.encode(fr) + [EOS], dtype=np.int64)
+        new_tgt = np.asarray(en_sp.encode(en) + [EOS], dtype=np.int64)
+        if len(new_src) <= longest[0] and len(new_tgt) <= longest[1]:
+            out.src[i], out.tgt[i] = new_src, new_tgt
     out.lines = pairs.lines
     out.src_lengths = np.array([len(s) for s in out.src])
     return out

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from dvclive import Live
 
-from pipeline.data.batches import Split, max_lengths, sample_pieces, whole_set
+from pipeline.data.batches import Split, max_lengths, sample_pieces, swap_names, whole_set
 from pipeline.data.units import training_units
 from pipeline.decoding.search import OutputLimit
 from pipeline.evaluation.metrics import greedy_scores
@@ -88,12 +88,16 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     checkpoint = Checkpointing(path, tag, state)
     cfg = ready.train_cfg
     resample = None
-    if cfg.sampling:  # TrainConfig.check: pieces only
+    if cfg.sampling or cfg.name_swaps:  # TrainConfig.check: pieces only
         longest = max_lengths(ready.train, ready.pool)
 
         def resample(pairs: Split, epoch: int) -> Split:
-            return sample_pieces(pairs, units, cfg.sampling, cfg.seed * 1_000_003 + epoch,
-                                 longest)
+            seed = cfg.seed * 1_000_003 + epoch
+            if cfg.name_swaps:
+                pairs = swap_names(pairs, units, cfg.name_swaps, seed, longest)
+            if cfg.sampling:
+                pairs = sample_pieces(pairs, units, cfg.sampling, seed, longest)
+            return pairs
     run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
                       ready.pool, resample)
     distributed.main_print(
@@ -103,6 +107,7 @@ def train_variant(params: dict, variant: str, world: distributed.World,
         + (f", {min(cfg.pool, len(ready.pool)):,} of {len(ready.pool):,} pool pairs an epoch"
            if ready.pool is not None else "")
         + (f", sampling {cfg.sampling}" if cfg.sampling else "")
+        + (f", names swapped in {cfg.name_swaps:.0%} of pairs" if cfg.name_swaps else "")
         + (f", averaging the last {cfg.average} epochs" if cfg.average > 1 else "")
         + f", device {device.type}"
         + (f", {world.size} processes" if world.size > 1 else ""))

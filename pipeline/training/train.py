@@ -58,7 +58,7 @@ class TrainingRun:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     world: World = ONE
     pool: Split | None = None  # training-only pairs, cfg.pool of them added to each epoch
-    # cfg.sampling's new segmentations of an epoch's pairs (pairs, epoch) -> pairs
+    # an epoch's pairs changed before it trains (cfg.name_swaps, cfg.sampling): (pairs, epoch)
     resample: Callable[[Split, int], Split] | None = None
 
 
