@@ -193,8 +193,9 @@ def swap_names(pairs: Split, units: Pieces, share: float, seed: int,
     then the pair encoded again. A corpus where Tom and Mary are half the names teaches a
     model to write Tom; new names teach it to copy what it cannot translate ("Simone Veil",
     "1995"). Seeded by `seed` (a resumed run draws what an uninterrupted one did); a pair is
-    kept as it was where it was cut at the length percentile, holds _unk, or would grow past
-    `longest` (the captured CUDA steps' shapes)."""
+    kept as it was where it was cut at the length percentile, holds _unk (before or after:
+    a capital the pieces lack), or would grow past `longest` (the captured CUDA steps'
+    shapes)."""
     rng = np.random.default_rng(seed)
     pieces = word_pieces(units)
     fr_sp, en_sp = units.sp["fr"], units.sp["en"]
@@ -213,7 +214,8 @@ def swap_names(pairs: Split, units: Pieces, share: float, seed: int,
             fr, en = whole.sub(other, fr), whole.sub(other, en)
         new_src = np.asarray(fr_sp.encode(fr) + [EOS], dtype=np.int64)
         new_tgt = np.asarray(en_sp.encode(en) + [EOS], dtype=np.int64)
-        if len(new_src) <= longest[0] and len(new_tgt) <= longest[1]:
+        if len(new_src) <= longest[0] and len(new_tgt) <= longest[1] and \
+                not (new_src == UNK).any() and not (new_tgt == UNK).any():
             out.src[i], out.tgt[i] = new_src, new_tgt
     out.lines = pairs.lines
     out.src_lengths = np.array([len(s) for s in out.src])

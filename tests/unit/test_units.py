@@ -186,3 +186,74 @@ def test_sampled_pieces_spell_the_same_text_and_repeat_with_their_seed() -> None
     with pytest.raises(PipelineError, match=r"train.sampling: 0.1 samples SentencePiece "
                                             r"segmentations, which needs train.units: pieces"):
         from_dict(TrainConfig, {"sampling": 0.1}, "train")
+
+
+def test_names_in_both_finds_what_a_translation_copies() -> None:
+    from pipeline.data.batches import names_in_both
+
+    assert names_in_both("Tom est-il allé à Boston en 1995 ?", "Did Tom go to Boston in 1995?") \
+        == ["Tom", "Boston", "1995"]
+    assert names_in_both("Où habite Marie-Claire ?", "Where does Marie-Claire live?") \
+        == ["Marie-Claire"]
+    assert names_in_both("Où est l'Élysée ?", "Where is the Élysée?") == ["Élysée"]
+    assert names_in_both("Pourquoi es-tu là ?", "Why are you here?") == []  # capitals alone
+    assert names_in_both("Où est Venise ?", "Where is Venice?") == []  # translated, not copied
+    assert names_in_both("Est-ce Tomas ?", "Is it Tom?") == []  # whole tokens only
+
+
+def test_swapped_names_are_made_up_alike_on_both_sides_and_repeat_with_their_seed() -> None:
+    """train.name_swaps: in the share of the pairs holding a name on both sides, the name is
+    replaced, the same on both sides, by one made of the vocabulary's pieces; the rest of
+    the pair and the pairs with no name stay; the same seed draws the same (a resumed run);
+    a pair cut at the length percentile, or that would outgrow the cap, is left alone."""
+    from pipeline.data.batches import names_in_both, swap_names
+
+    pairs_text = statements() + [("Où est le pain ?", "Where is the bread?")]
+    text = {"fr": [f for f, _ in pairs_text], "en": [e for _, e in pairs_text]}
+    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 60}, "subwords"))
+    units = Pieces(models)
+    pairs = encode_pairs(pd.DataFrame({"fr": text["fr"], "en": text["en"],
+                                       "line": range(len(text["fr"]))}), models)
+    pairs.loc[0, "fr_ids"] = pairs.loc[0, "fr_ids"][:3]  # cut: no _eos_
+    split = Split(pairs)
+    longest = (max(split.max_lengths()) + 12,) * 2
+
+    def decoded(s: Split, i: int) -> tuple[str, str]:
+        return (units.sp["fr"].decode(s.src[i][:-1].tolist()),
+                units.sp["en"].decode(s.tgt[i][:-1].tolist()))
+
+    a = swap_names(split, units, 1.0, 3, longest)
+    assert all(np.array_equal(x, y) for x, y in
+               zip(a.src + a.tgt, swap_names(split, units, 1.0, 3, longest).src
+                   + swap_names(split, units, 1.0, 3, longest).tgt))
+    c = swap_names(split, units, 1.0, 4, longest)
+    assert any(not np.array_equal(x, y) for x, y in zip(a.src, c.src))
+    assert np.array_equal(a.src[0], split.src[0]) and np.array_equal(a.tgt[0], split.tgt[0])
+    swapped = 0
+    for i in range(1, len(split)):
+        (fr, en), (old_fr, old_en) = decoded(a, i), decoded(split, i)
+        person = old_fr.split()[0]
+        if person not in old_en.split():  # the question: no name
+            assert (fr, en) == (old_fr, old_en)
+            continue
+        new = fr.split()[0]
+        if new == person:  # its made-up name had a capital the 60 pieces lack: kept
+            assert (fr, en) == (old_fr, old_en)
+            continue
+        swapped += 1
+        assert new != person and new[0].isupper() and new in en.split()
+        assert fr.replace(new, person, 1) == old_fr and en.replace(new, person, 1) == old_en
+        assert names_in_both(fr, en) == [new]
+    assert swapped > len(split) // 4
+    assert list(a.lines) == list(split.lines)
+    assert list(a.src_lengths) == [len(s) for s in a.src]
+    none = swap_names(split, units, 0.0, 3, longest)  # a share of 0 changes nothing
+    assert all(np.array_equal(x, y) for x, y in zip(none.src, split.src))
+    half = swap_names(split, units, 0.5, 3, longest)
+    changed = sum(not np.array_equal(x, y) for x, y in zip(half.src, split.src))
+    assert 0 < changed < len(split) - 2
+    tight = swap_names(split, units, 1.0, 3, split.max_lengths())  # no pair may outgrow it
+    assert all(len(x) <= split.max_lengths()[0] for x in tight.src)
+    with pytest.raises(PipelineError, match=r"train.name_swaps: 0.5 re-encodes the pairs it "
+                                            r"changes, which needs train.units: pieces"):
+        from_dict(TrainConfig, {"name_swaps": 0.5}, "train")
