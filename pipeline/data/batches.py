@@ -152,18 +152,13 @@ def sample_pieces(pairs: Split, units: Pieces, alpha: float, seed: int,
     return out
 
 
-# A name-like token: a word with a capital (not the whole sentence's first word: "Où",
-# "Pourquoi") or a number, matched whole (Tom in "Tom's", 1995 in "1995?")
-NAME = re.compile(r"(?<![\w-])(?:[^\W\d_]*[A-Z\u00C0-\u00DE]\w*(?:-\w+)*|\d+)(?![\w-])")
-
-
 def names_in_both(fr: str, en: str) -> list[str]:
-    """The name-like tokens that a pair's French and English both hold as they are (names of
-    people and places, numbers): what a translation copies. A capitalized first word counts
-    only if the other side holds it too (Tom in "Tom est là ?")."""
-    found = dict.fromkeys(NAME.findall(fr))
-    english = set(NAME.findall(en))
-    return [t for t in found if t in english and (len(t) > 1 or t.isdigit())]
+    """The words a translation of `fr` carries through unchanged, as the copy rate counts
+    them (metrics.copy_words: names, numbers), in a fixed order (a set's order varies from
+    one process to the next)."""
+    from pipeline.evaluation.metrics import copy_words  # metrics imports this module
+
+    return sorted(copy_words(fr, en))
 
 
 def made_up_name(rng: np.random.Generator, pieces: list[str], like: str) -> str:
