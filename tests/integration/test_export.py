@@ -136,10 +136,13 @@ def test_serve_answers_from_an_export_as_from_its_model(transformer_dir: Path,
     assert [a["attention"]["output"] for a in pt] == [a["attention"]["output"] for a in ct]
 
 
-def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Path) -> None:
+@pytest.mark.parametrize("share", [False, True])
+def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Path,
+                                                                    share: bool) -> None:
     """A model of pieces: the export carries its SentencePiece models and units record, and
     CTranslate2 prints the same text as PyTorch (pieces decoded, a character never seen
-    mapped to _unk on both engines)."""
+    mapped to _unk on both engines), with one matrix for both languages and the output
+    (model.share_embeddings) as with three."""
     from pipeline.data.subwords import train_models, vocabulary
     from pipeline.params import SubwordsParams, from_dict
 
@@ -151,8 +154,9 @@ def test_a_pieces_transformer_exports_with_its_sentencepiece_models(tmp_path: Pa
     vocab = vocabulary(models["fr"])
     torch.manual_seed(5)
     cfg = ModelConfig(kind="transformer", enc_layers=1, dec_layers=1, heads=2, ff_size=24,
-                      dropout=0.1, emb_std=0.5)
+                      dropout=0.1, emb_std=0.5, share_embeddings=share)
     model = build_model(cfg, len(vocab), len(vocab), 16)
+    assert (model.tgt_emb is model.src_emb) == share
     config = model_config(cfg, TokenizeParams(), 16, 12, 8)
     config["units"] = {"kind": "pieces", "type": "unigram", "vocab_size": 36, "joint": True,
                        "character_coverage": 1.0}
