@@ -60,18 +60,14 @@ def test_the_loader_says_what_is_wrong(tmp_path: Path) -> None:
     f = tmp_path / "q.tsv"
     with pytest.raises(PipelineError, match=r"q.tsv: no such file \(the outside set\)"):
         read_outside(f)
-    f.write_text("fr,en\nOù ?,Where?\n", encoding="utf-8")
-    with pytest.raises(PipelineError, match=r"q.tsv: line 1 must be the header"):
-        read_outside(f)
-    f.write_text("fr\ten\nOù ?\tWhere?\nQui ?\n", encoding="utf-8")
-    with pytest.raises(PipelineError, match=r"q.tsv: line 3: expected a French and an English"):
-        read_outside(f)
-    f.write_bytes(b"fr\ten\n\xe9\tx\n")
-    with pytest.raises(PipelineError, match=r"q.tsv: not UTF-8"):
-        read_outside(f)
-    f.write_text("fr\ten\n", encoding="utf-8")
-    with pytest.raises(PipelineError, match=r"q.tsv: no pairs"):
-        read_outside(f)
+    for content, message in ((b"fr,en\nO\xc3\xb9 ?,Where?\n", r"line 1 must be the header"),
+                             (b"fr\ten\nQui ?\tWho?\nQui ?\n",
+                              r"line 3: expected a French and an English"),
+                             (b"fr\ten\n\xe9\tx\n", r"not UTF-8"),
+                             (b"fr\ten\n", r"no pairs")):
+        f.write_bytes(content)
+        with pytest.raises(PipelineError, match=rf"q.tsv: {message}"):
+            read_outside(f)
     f.write_text("fr\ten\nOù vit Zoé ?\tWhere does Zoé live?\n", encoding="utf-8")
     assert read_outside(f).to_dict("records") == [{"fr": "Où vit Zoé ?",
                                                    "en": "Where does Zoé live?"}]

@@ -153,19 +153,25 @@ def test_a_set_of_raw_text_in_pieces() -> None:
     assert got.text_refs == en and got.text_sources == fr
 
 
+def cut_piece_pairs(pairs: list[tuple[str, str]], vocab_size: int) -> tuple[Pieces, Split]:
+    """Joint pieces learned from `pairs`, and the pairs encoded in them, the first one's
+    French cut at 3 pieces (no _eos_: cut at the length percentile)."""
+    text = {"fr": [f for f, _ in pairs], "en": [e for _, e in pairs]}
+    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": vocab_size},
+                                          "subwords"))
+    ids = encode_pairs(pd.DataFrame({"fr": text["fr"], "en": text["en"],
+                                     "line": range(len(pairs))}), models)
+    ids.loc[0, "fr_ids"] = ids.loc[0, "fr_ids"][:3]
+    return Pieces(models), Split(ids)
+
+
 def test_sampled_pieces_spell_the_same_text_and_repeat_with_their_seed() -> None:
     """train.sampling: an epoch's pairs in new segmentations of the same text, drawn again
     the same for the same seed (a resumed run), never longer than the cap, and a side cut at
     the length percentile (no _eos_) kept as it is."""
     from pipeline.data.batches import sample_pieces
 
-    text = {"fr": [f for f, _ in statements()], "en": [e for _, e in statements()]}
-    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 50}, "subwords"))
-    units = Pieces(models)
-    pairs = encode_pairs(pd.DataFrame({"fr": text["fr"], "en": text["en"],
-                                       "line": range(len(text["fr"]))}), models)
-    pairs.loc[0, "fr_ids"] = pairs.loc[0, "fr_ids"][:3]  # cut: no _eos_
-    split = Split(pairs)
+    units, split = cut_piece_pairs(statements(), 50)
     longest = split.max_lengths()
     a = sample_pieces(split, units, 0.1, 7, longest)
     b = sample_pieces(split, units, 0.1, 7, longest)
@@ -208,14 +214,8 @@ def test_swapped_names_are_made_up_alike_on_both_sides_and_repeat_with_their_see
     a pair cut at the length percentile, or that would outgrow the cap, is left alone."""
     from pipeline.data.batches import names_in_both, swap_names
 
-    pairs_text = statements() + [("Où est le pain ?", "Where is the bread?")]
-    text = {"fr": [f for f, _ in pairs_text], "en": [e for _, e in pairs_text]}
-    models = train_models(text, from_dict(SubwordsParams, {"vocab_size": 60}, "subwords"))
-    units = Pieces(models)
-    pairs = encode_pairs(pd.DataFrame({"fr": text["fr"], "en": text["en"],
-                                       "line": range(len(text["fr"]))}), models)
-    pairs.loc[0, "fr_ids"] = pairs.loc[0, "fr_ids"][:3]  # cut: no _eos_
-    split = Split(pairs)
+    units, split = cut_piece_pairs(statements() + [("Où est le pain ?", "Where is the bread?")],
+                                   60)
     longest = (max(split.max_lengths()) + 12,) * 2
 
     def decoded(s: Split, i: int) -> tuple[str, str]:
