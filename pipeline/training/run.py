@@ -4,6 +4,7 @@ to dvclive, and write the model directory evaluate and translate read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from dvclive import Live
 
 from pipeline.data.batches import Split, max_lengths, sample_pieces, swap_names, whole_set
-from pipeline.data.units import training_units
+from pipeline.data.units import Pieces, Words, training_units
 from pipeline.decoding.search import OutputLimit
 from pipeline.evaluation.metrics import greedy_scores
 from pipeline.models.decoder import Model
@@ -22,6 +23,7 @@ from pipeline.params import (
     RuntimeConfig,
     SubwordsParams,
     TokenizeParams,
+    TrainConfig,
     section,
     variant_runtime,
 )
@@ -59,6 +61,24 @@ def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str
         train_variant(params, variant, world, device, runtime, paths)
 
 
+def epoch_changes(cfg: TrainConfig, units: Words | Pieces,
+                  longest: tuple[int, int]) -> Callable[[Split, int], Split] | None:
+    """What changes an epoch's pairs before it trains, if anything: made-up names
+    (cfg.name_swaps), then new segmentations (cfg.sampling), both seeded by the seed and the
+    epoch, so that a resumed run draws what an uninterrupted one did."""
+    if not (cfg.sampling or cfg.name_swaps):  # TrainConfig.check: pieces only
+        return None
+
+    def change(pairs: Split, epoch: int) -> Split:
+        seed = cfg.seed * 1_000_003 + epoch
+        if cfg.name_swaps:
+            pairs = swap_names(pairs, units, cfg.name_swaps, seed, longest)
+        if cfg.sampling:
+            pairs = sample_pieces(pairs, units, cfg.sampling, seed, longest)
+        return pairs
+    return change
+
+
 def train_variant(params: dict, variant: str, world: distributed.World,
                   device: torch.device, runtime: RuntimeConfig, paths: TrainPaths) -> None:
     ready = prepare(params, variant, paths.processed)
@@ -87,17 +107,7 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     state = distributed.from_main(load_checkpoint(path, tag) if world.main else None, world)
     checkpoint = Checkpointing(path, tag, state)
     cfg = ready.train_cfg
-    resample = None
-    if cfg.sampling or cfg.name_swaps:  # TrainConfig.check: pieces only
-        longest = max_lengths(ready.train, ready.pool)
-
-        def resample(pairs: Split, epoch: int) -> Split:
-            seed = cfg.seed * 1_000_003 + epoch
-            if cfg.name_swaps:
-                pairs = swap_names(pairs, units, cfg.name_swaps, seed, longest)
-            if cfg.sampling:
-                pairs = sample_pieces(pairs, units, cfg.sampling, seed, longest)
-            return pairs
+    resample = epoch_changes(cfg, units, max_lengths(ready.train, ready.pool))
     run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
                       ready.pool, resample)
     distributed.main_print(
