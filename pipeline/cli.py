@@ -113,6 +113,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print("\n" + workspace_significance(rows, Path(args.reports)))
 
 
+def cmd_pull(args: argparse.Namespace) -> None:
+    from pipeline.remote import pull
+
+    print(pull(remote=args.remote, targets=args.targets))
+
+
 def cmd_check_metrics(args: argparse.Namespace) -> None:
     from pipeline.evaluation.gate import report, runs
     from pipeline.evaluation.gate.baseline import load_bands, load_baseline, load_exact
@@ -380,6 +386,18 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _add_pull(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pull", help="dvc pull, with one line for a bad remote and for "
+                       "the stages still out of date", description="Pulls what dvc.lock "
+                       "names from a DVC remote (docs/pipeline.md, Sharing what was trained). "
+                       "Exits 1 with one line if the remote is unreachable or empty, or if "
+                       "stages are still out of date after the pull (it names them and why).")
+    p.add_argument("targets", nargs="*", help="stages to pull, with the stages they depend "
+                   "on, e.g. evaluate@transformer (default: every stage in dvc.lock)")
+    p.add_argument("--remote", help="the DVC remote's name (default: the default remote)")
+    p.set_defaults(func=cmd_pull)
+
+
 def _add_significance(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("significance", help="paired tests: do systems' BLEU and chrF differ?",
                        description="sacreBLEU's paired bootstrap and approximate randomization "
@@ -449,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="fren-nmt", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     for add in (_add_translate, _add_serve, _add_export, _add_lr_find, _add_compare,
-                _add_significance, _add_check_metrics, _add_update_baseline):
+                _add_pull, _add_significance, _add_check_metrics, _add_update_baseline):
         add(sub)
     return ap
 
