@@ -3,10 +3,12 @@ batch of 1, and a check that every request gets exactly its own answers.
 
     python benchmarks/bench_serve.py --model models/transformer [--clients 16] [--requests 200]
     python benchmarks/bench_serve.py --model models/transformer-ct2   # a CTranslate2 export
+    python benchmarks/bench_serve.py --model models/transformer --beam 5  # beam requests
 
 Per setting, a fresh server process (`fren-nmt serve --max-batch B`, one torch thread) and
 `--clients` concurrent clients that send `--requests` requests in all (1 to 4 French questions
-each, drawn with a fixed seed from data/interim/questions.parquet), then stop. It prints
+each, drawn with a fixed seed from data/interim/questions.parquet; `--beam` in each request),
+then stop. It prints
 sentences per second over the whole run and the p50 and p99 request latency, and checks each
 answer against the translation of its sentence decoded alone in this process: an answer lost,
 swapped or changed by its batch-mates fails the run (exit 1).
@@ -58,7 +60,8 @@ def start_server(model: str, max_batch: int, max_wait: float) -> tuple[subproces
     raise SystemExit(f"error: the server for {model} did not start within 60 s")
 
 
-async def load(url: str, requests: list[list[str]], clients: int) -> tuple[list, list, float]:
+async def load(url: str, requests: list[list[str]], clients: int, beam: int
+               ) -> tuple[list, list, float]:
     """Send every request (clients at a time); each request's sentences, answers, latency."""
     todo = list(enumerate(requests))
     answers: list = [None] * len(requests)
@@ -68,7 +71,8 @@ async def load(url: str, requests: list[list[str]], clients: int) -> tuple[list,
         while todo:
             k, sentences = todo.pop()
             start = time.perf_counter()
-            r = await http.post(f"{url}/translate", json={"sentences": sentences})
+            r = await http.post(f"{url}/translate", json={"sentences": sentences,
+                                                          "beam": beam})
             latencies[k] = time.perf_counter() - start
             answers[k] = r.json()["translations"] if r.status_code == 200 else r.text
 
@@ -86,6 +90,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--max-wait", type=float, default=0.01)
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 1])
+    ap.add_argument("--beam", type=int, default=1, help="beam size of every request "
+                    "(default 1, greedy; the server's default alpha)")
     args = ap.parse_args()
 
     pool = pd.read_parquet(args.questions, columns=["fr"])["fr"].tolist()
@@ -96,18 +102,19 @@ def main() -> None:
     tr = open_translator(args.model)  # a model directory, or a CTranslate2 export
     # each sentence's best hypothesis decoded alone, as the server shows its tokens (specials
     # such as a _bos_ the model emitted mid-sentence left out)
-    alone = {s: ids_to_tokens(tr.search([s], scored=True)[0][0].ids, tr.vocab_en)
-             for s in distinct}
+    alone = {s: ids_to_tokens(tr.search([s], beam_size=args.beam, scored=True)[0][0].ids,
+                              tr.vocab_en) for s in distinct}
     print(f"{len(requests)} requests, {sum(map(len, requests))} sentences "
           f"({len(distinct)} distinct), {args.clients} clients, max_wait {args.max_wait} s, "
-          f"model {args.model}")
+          f"beam {args.beam}, model {args.model}")
     print("| max batch | sentences/s | p50 latency | p99 latency | wrong or lost answers |")
     print("|---:|---:|---:|---:|---:|")
     failed = False
     for max_batch in args.batches:
         proc, url = start_server(args.model, max_batch, args.max_wait)
         try:
-            answers, latencies, seconds = asyncio.run(load(url, requests, args.clients))
+            answers, latencies, seconds = asyncio.run(load(url, requests, args.clients,
+                                                           args.beam))
         finally:
             proc.terminate()
             proc.wait(30)

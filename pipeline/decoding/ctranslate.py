@@ -83,13 +83,15 @@ class CT2Translator(Translator):
         out: list[list[Hypothesis]] = [[] for _ in sentences]
         todo = [(i, self.source_tokens(s)) for i, s in enumerate(sentences) if s.strip()]
         todo.sort(key=lambda item: -len(item[1]))
+        # a greedy row's first tokens do not depend on how far it may go, scored or not
+        # (the server asks for scores): any rows share a call, as they do in PyTorch
         greedy = beam_size == 1 and n_best == 1 and not scored
         limits = limit([len(toks) for _, toks in todo])
-        for batch in batches(limits, batch_size, greedy):
+        for batch in batches(limits, batch_size, greedy=beam_size == 1):
             most = max(limits[j] for j in batch)
             sources = [todo[j][1] for j in batch]
             results = self.engine.translate_batch(
-                sources, beam_size=beam_size, num_hypotheses=1 if greedy else beam_size,
+                sources, beam_size=beam_size, num_hypotheses=beam_size,
                 length_penalty=0.0, return_scores=not greedy, max_decoding_length=most,
                 max_input_length=0)
             found = [cut(result.hypotheses, limits[j], most) for j, result in zip(batch, results)]

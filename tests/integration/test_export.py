@@ -14,7 +14,7 @@ from test_translate import cli
 
 from pipeline.decoding.ctranslate import CT2Translator
 from pipeline.decoding.engines import open_translator
-from pipeline.decoding.translate import Translator
+from pipeline.decoding.translate import LIMIT, Translator
 from pipeline.errors import PipelineError
 from pipeline.models.build import build_model
 from pipeline.models.export import export
@@ -53,6 +53,17 @@ def test_greedy_attention_and_beam_scores_are_pytorch_s(transformer_dir: Path,
     assert len({tuple(g) for g in greedy}) > 2  # the model says different things
     assert [h[0].ids for h in ct.search(SENTENCES, batch_size=3)] == greedy
     assert ct.translate(SENTENCES) == pt.translate(SENTENCES)
+    # greedy with scores (what the server asks for): rows of any limits share a call, and a
+    # row cut at its own limit is scored again, as PyTorch scores it
+    limits = LIMIT([len(ct.source_tokens(s)) for s in SENTENCES])
+    assert len(set(limits)) > 3
+    cut_rows = 0
+    for ours, theirs, own in zip(pt.search(SENTENCES, scored=True),
+                                 ct.search(SENTENCES, batch_size=4, scored=True), limits):
+        assert ours[0].ids == theirs[0].ids
+        assert theirs[0].log_prob == pytest.approx(ours[0].log_prob, abs=1e-4)
+        cut_rows += len(ours[0].ids) == own  # this random model rarely ends before its limit
+    assert cut_rows >= 2
     for (w1, o1, a1), (w2, o2, a2) in zip(pt.attention(SENTENCES, greedy),
                                           ct.attention(SENTENCES, greedy)):
         assert (w1, o1) == (w2, o2)
