@@ -81,7 +81,10 @@ def first_failure(failures: dict, processes: int) -> str:
     and NCCL raise in every survivor), and last one that the launcher itself stopped."""
     def describe(f) -> tuple[int, str]:  # noqa: ANN001
         message = f.message if isinstance(f.message, str) else json.dumps(f.message)
-        if f.exitcode < 0:
+        # a process that wrote its error (errors.record_error) and then died in the C++
+        # teardown on its way out (SIGABRT, seen under load) failed with that error
+        wrote = (f.error_file_data or {}).get("message") not in (None, "<NONE>")
+        if f.exitcode < 0 and not wrote:
             name = f.signal_name()
             return (3 if name == "SIGTERM" else 1), f"killed by {name}"
         if message.startswith("To enable traceback"):  # no error file: it just exited

@@ -99,3 +99,30 @@ def test_a_run_goes_on_with_another_number_of_processes(tmp_path: Path) -> None:
     out = run(tmp_path / "mixed", "basic", 1, 2)
     assert "resuming after epoch 1" in out.stdout
     assert_close(weights(tmp_path / "one"), weights(tmp_path / "mixed"), atol=1e-5)
+
+
+def test_the_first_failure_is_the_error_a_process_wrote_even_if_it_then_aborted(
+        tmp_path: Path) -> None:
+    """The launcher's failures as it builds them: a process that recorded its error and then
+    died in the C++ teardown (SIGABRT, seen under load) is named by its error, before a
+    process killed by a signal with no error and one that lost its peers."""
+    import signal as signals
+
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    from pipeline.training.distributed import first_failure
+
+    def failure(rank: int, exitcode: int, message: str | None) -> ProcessFailure:
+        path = tmp_path / f"error-{rank}.json"
+        if message is not None:
+            path.write_text(json.dumps({"message": message, "timestamp": 100 + rank}))
+        return ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode,
+                              error_file=str(path))
+
+    wrote_then_aborted = failure(1, -signals.SIGABRT, "made-up failure in one process")
+    lost_peers = failure(0, 1, "RuntimeError: Connection closed by peer")
+    assert first_failure({0: lost_peers, 1: wrote_then_aborted}, 2) == \
+        "process 1 of 2 failed: made-up failure in one process"
+    killed = failure(2, -signals.SIGKILL, None)
+    assert first_failure({0: lost_peers, 2: killed}, 3) == \
+        "process 2 of 3 failed: killed by SIGKILL"
