@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.corpus import SHARED_TARBALL  # noqa: E402
 
-from pipeline.data.corpus import EN_MEMBER, FR_MEMBER  # noqa: E402
+from pipeline.data.corpus import EN_MEMBER, FR_MEMBER, filter_lines, line_pairs  # noqa: E402
 from pipeline.params import FilterParams  # noqa: E402
 
 GIGA_FREN_LINES = 22_520_376
@@ -55,14 +55,13 @@ CAPITALIZED = re.compile(r"\b([A-Z][a-z]{2,})\b")
 
 
 def shared_pairs(tarball: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The shared corpus's pairs: those the lesson's filter keeps, and the others."""
-    with tarfile.open(tarball) as tar:
-        en, fr = (gzip.decompress(tar.extractfile(m).read()).decode().split("\n")[:-1]
-                  for m in (EN_MEMBER, FR_MEMBER))
-    rx_en, rx_fr = re.compile(FilterParams.en_regex), re.compile(FilterParams.fr_regex)
-    questions, others = [], []
-    for e, f in zip(en, fr):
-        (questions if rx_en.search(e) and rx_fr.search(f) else others).append((e, f))
+    """The shared corpus's (English, French) pairs: those the lesson's filter keeps (the
+    filter stage's own loop), and the others."""
+    pairs = [(en, fr) for _, en, fr in line_pairs(tarball)]
+    kept = {line for line, _, _ in filter_lines([e for e, _ in pairs], [f for _, f in pairs],
+                                                FilterParams.en_regex, FilterParams.fr_regex)}
+    questions = [p for line, p in enumerate(pairs, 1) if line in kept]
+    others = [p for line, p in enumerate(pairs, 1) if line not in kept]
     return questions, others
 
 

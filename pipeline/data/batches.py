@@ -63,14 +63,19 @@ class Split:
         return len(self.src)
 
     @classmethod
+    def of(cls, src: list[np.ndarray], tgt: list[np.ndarray], lines: np.ndarray) -> Split:
+        """A split of these id sequences and corpus line numbers."""
+        out = cls.__new__(cls)
+        out.src, out.tgt, out.lines = src, tgt, lines
+        out.src_lengths = np.array([len(s) for s in src])
+        return out
+
+    @classmethod
     def join(cls, parts: list[tuple[Split, np.ndarray]]) -> Split:
         """The rows `index` of each (split, index) part, one after the other."""
-        out = cls.__new__(cls)
-        out.src = [part.src[i] for part, index in parts for i in index]
-        out.tgt = [part.tgt[i] for part, index in parts for i in index]
-        out.lines = np.concatenate([part.lines[index] for part, index in parts])
-        out.src_lengths = np.array([len(s) for s in out.src])
-        return out
+        return cls.of([part.src[i] for part, index in parts for i in index],
+                      [part.tgt[i] for part, index in parts for i in index],
+                      np.concatenate([part.lines[index] for part, index in parts]))
 
     def max_lengths(self) -> tuple[int, int]:
         """The longest source and target (training cuts its lengths there)."""
@@ -136,7 +141,7 @@ def sample_pieces(pairs: Split, units: Pieces, alpha: float, seed: int,
     import sentencepiece as spm
 
     spm.set_random_generator_seed(seed)
-    out = Split.__new__(Split)
+    sides = []
     for side, lang, cap in (("src", "fr", longest[0]), ("tgt", "en", longest[1])):
         sp, drawn = units.sp[lang], []
         for ids in getattr(pairs, side):
@@ -146,10 +151,8 @@ def sample_pieces(pairs: Split, units: Pieces, alpha: float, seed: int,
             new = sp.encode(sp.decode(ids[:-1].tolist()), enable_sampling=True, alpha=alpha,
                             nbest_size=-1) + [EOS]
             drawn.append(np.asarray(new, dtype=np.int64) if len(new) <= cap else ids)
-        setattr(out, side, drawn)
-    out.lines = pairs.lines
-    out.src_lengths = np.array([len(s) for s in out.src])
-    return out
+        sides.append(drawn)
+    return Split.of(*sides, pairs.lines)
 
 
 def names_in_both(fr: str, en: str) -> list[str]:
@@ -194,8 +197,7 @@ def swap_names(pairs: Split, units: Pieces, share: float, seed: int,
     rng = np.random.default_rng(seed)
     pieces = word_pieces(units)
     fr_sp, en_sp = units.sp["fr"], units.sp["en"]
-    out = Split.__new__(Split)
-    out.src, out.tgt = list(pairs.src), list(pairs.tgt)
+    srcs, tgts = list(pairs.src), list(pairs.tgt)
     for i, (src, tgt) in enumerate(zip(pairs.src, pairs.tgt)):
         if src[-1] != EOS or tgt[-1] != EOS or (src == UNK).any() or (tgt == UNK).any():
             continue
@@ -211,10 +213,8 @@ def swap_names(pairs: Split, units: Pieces, share: float, seed: int,
         new_tgt = np.asarray(en_sp.encode(en) + [EOS], dtype=np.int64)
         if len(new_src) <= longest[0] and len(new_tgt) <= longest[1] and \
                 not (new_src == UNK).any() and not (new_tgt == UNK).any():
-            out.src[i], out.tgt[i] = new_src, new_tgt
-    out.lines = pairs.lines
-    out.src_lengths = np.array([len(s) for s in out.src])
-    return out
+            srcs[i], tgts[i] = new_src, new_tgt
+    return Split.of(srcs, tgts, pairs.lines)
 
 
 SETS = ("train", "valid", "test")

@@ -61,13 +61,15 @@ def run_variant(variant: str, params: dict, paths: TrainPaths, command: list[str
         train_variant(params, variant, world, device, runtime, paths)
 
 
-def epoch_changes(cfg: TrainConfig, units: Words | Pieces,
-                  longest: tuple[int, int]) -> Callable[[Split, int], Split] | None:
+def epoch_changes(cfg: TrainConfig, units: Words | Pieces, train: Split, pool: Split | None
+                  ) -> Callable[[Split, int], Split] | None:
     """What changes an epoch's pairs before it trains, if anything: made-up names
     (cfg.name_swaps), then new segmentations (cfg.sampling), both seeded by the seed and the
-    epoch, so that a resumed run draws what an uninterrupted one did."""
+    epoch, so that a resumed run draws what an uninterrupted one did. Neither makes a pair
+    longer than the longest of `train` and `pool` (the captured CUDA steps' shapes)."""
     if not (cfg.sampling or cfg.name_swaps):  # TrainConfig.check: pieces only
         return None
+    longest = max_lengths(train, pool)
 
     def change(pairs: Split, epoch: int) -> Split:
         seed = cfg.seed * 1_000_003 + epoch
@@ -107,7 +109,7 @@ def train_variant(params: dict, variant: str, world: distributed.World,
     state = distributed.from_main(load_checkpoint(path, tag) if world.main else None, world)
     checkpoint = Checkpointing(path, tag, state)
     cfg = ready.train_cfg
-    resample = epoch_changes(cfg, units, max_lengths(ready.train, ready.pool))
+    resample = epoch_changes(cfg, units, ready.train, ready.pool)
     run = TrainingRun(model, ready.train, valid, ready.train_cfg, device, runtime, world,
                       ready.pool, resample)
     distributed.main_print(

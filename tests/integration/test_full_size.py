@@ -10,12 +10,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from support.corpus import SHARED_TARBALL
+from support.corpus import ROOT, SHARED_TARBALL
 
 from pipeline.data.corpus import EN_MEMBER, FR_MEMBER, filter_pairs
 from pipeline.params import FilterParams
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def make(out: Path, lines: int, *extra: str) -> subprocess.CompletedProcess:
