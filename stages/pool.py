@@ -31,7 +31,8 @@ def main() -> None:
                          "overlap": overlap(result.pairs, guard), "unseen_fr": unseen})
     c, u = result.counts, unseen["valid"]
     print(f"pool: {c['kept']:,} of the {c['rejected_by_filter']:,} pairs the filter rejected "
-          f"-> {OUT}; the guard dropped {c['guard_equal'] + c['guard_contains']:,}; valid "
+          f"-> {OUT}; the guard dropped {c['guard_equal'] + c['guard_contains']:,} of the "
+          f"{c['guard_checked']:,} that could enter the sample; valid "
           f"sentences with a French word training never saw: {u['questions']:.1%} (questions), "
           f"{u['questions_and_pool']:.1%} (and the pool)")
 

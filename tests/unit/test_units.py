@@ -59,12 +59,26 @@ def test_the_pool_is_what_the_filter_rejected_guarded_and_a_seeded_nested_sample
     c = every.counts
     assert c["rejected_by_filter"] == len(en) - len(questions)
     assert c["guard_contains"] == 1 and c["guard_equal"] == 0  # the last line holds a question
-    assert c["kept"] == c["candidates"] == len(en) - len(questions) - 1
+    assert c["eligible"] == c["guard_checked"] == len(en) - len(questions)  # a sample not full
+    assert c["kept"] == c["eligible"] - 1
     assert not set(every.pairs["line"]) & questions
     assert overlap(every.pairs, guard) == 0
-    small = sample_pool(line_pairs(tarball), questions, guard,
-                        from_dict(PoolParams, {"size": 10}, "pool")).pairs
+    small_result = sample_pool(line_pairs(tarball), questions, guard,
+                               from_dict(PoolParams, {"size": 10}, "pool"))
+    small, small_counts = small_result.pairs, small_result.counts
     assert list(small["line"]) == list(every.pairs["line"][:10])  # a smaller size: the first
+    # once the sample is full, the guard looks only at pairs that would enter it: the same
+    # sample as a guard that looks at every pair (the whole sample above, cut to 10)
+    assert small_counts["guard_checked"] < c["eligible"] == small_counts["eligible"]
+    # drops about half the pairs, some of them inside the sample
+    wide = Guard({"en": ["the bread", "the book", "the coffee"]})
+    full = sample_pool(line_pairs(tarball), questions, wide,
+                       from_dict(PoolParams, {"size": 1000}, "pool"))
+    assert 0 < full.counts["guard_contains"] < full.counts["eligible"] / 1.5
+    for size in (3, 10, 20):
+        part = sample_pool(line_pairs(tarball), questions, wide,
+                           from_dict(PoolParams, {"size": size}, "pool")).pairs
+        assert list(part["line"]) == list(full.pairs["line"][:size])
     other = sample_pool(line_pairs(tarball), questions, guard,
                         from_dict(PoolParams, {"size": 10, "seed": 1}, "pool")).pairs
     assert list(other["line"]) != list(small["line"])
