@@ -1,19 +1,23 @@
-"""Wall time of whole five-variant trainings: the lesson's reproduction and the default run.
+"""Wall time of whole trainings: the lesson's reproduction and the default run.
 
-    python benchmarks/bench_repro.py lesson  [--device cpu|cuda] [--fraction F] [--variants ...]
-    python benchmarks/bench_repro.py tatoeba [--device cpu|cuda] [--fraction F] [--data DIR]
+    python benchmarks/bench_repro.py lesson    [--device cpu|cuda] [--fraction F] [--variants ...]
+    python benchmarks/bench_repro.py processed [--device cpu|cuda] [--fraction F] [--data DIR]
 
-lesson:  the lesson's sizes with token ids this script makes (seeded): 45,219 training and
-         5,041 validation pairs, vocabularies 24,793 (fr) / 17,573 (en) plus the 4 specials,
-         French lengths 3-30 and English 3-25 tokens (uniform), batch 125, each variant's
-         epochs from params.yaml (12/12/12/15/15). Embeddings random.
-tatoeba: the default params on the processed Tatoeba data (`dvc repro embeddings` with
-         data.url at the shared tarball makes DIR), training then evaluation (both
-         validation losses, greedy and beam BLEU), as the train and evaluate stages run them.
+lesson:    the lesson's sizes with token ids this script makes (seeded): 45,219 training and
+           5,041 validation pairs, vocabularies 24,793 (fr) / 17,573 (en) plus the 4 specials,
+           French lengths 3-30 and English 3-25 tokens (uniform), batch 125, each variant's
+           epochs from params.yaml (12/12/12/15/15). Embeddings random.
+processed: the default params on a processed data folder (`dvc repro subwords embeddings`
+           makes data/processed: of the shared Tatoeba tarball, or of Giga-fren's size with
+           benchmarks/bench_full_size.py), training as the train stage runs it (words or
+           pieces, the questions `question_repeats` times and the pool's slice an epoch),
+           then evaluation (both validation losses, greedy and beam BLEU), as the evaluate
+           stage runs them. Until 2026-12-07 this mode was called `tatoeba` and left the pool
+           out.
 
 Training runs `pipeline.training.train.fit` (captured CUDA graphs on CUDA, as the pipeline
-trains) for one epoch of `fraction` of the training and validation pairs; the figure for the
-whole run is
+trains, shaped by the longest question and pool pair) for one epoch of `fraction` of the
+training and validation pairs (and of the pool's slice); the figure for the whole run is
 (that epoch's time / fraction + one greedy pass over the validation set, which train.keep's
 scores make after every epoch) x the variant's epochs (--fraction 1 times a real epoch).
 Variants run one after another in this process.
@@ -67,10 +71,7 @@ def subset(split: Split, fraction: float) -> Split:
     the shortest sentences)."""
     n = max(1, round(len(split) * fraction))
     rows = np.random.default_rng(0).permutation(len(split))[:n]
-    out = Split.__new__(Split)
-    out.src, out.tgt = [split.src[i] for i in rows], [split.tgt[i] for i in rows]
-    out.lines, out.src_lengths = split.lines[rows], split.src_lengths[rows]
-    return out
+    return Split.join([(split, rows)])
 
 
 def sync(device: torch.device) -> None:
@@ -80,7 +81,7 @@ def sync(device: torch.device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", choices=["lesson", "tatoeba"])
+    ap.add_argument("run", choices=["lesson", "processed"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--fraction", type=float, default=1.0,
                     help="share of the training pairs in the timed epoch (default 1)")
@@ -93,24 +94,31 @@ def main() -> None:
         or platform.machine()
     print(f"device: {device} ({name}), torch {torch.__version__}, threads "
           f"{torch.get_num_threads()}; {args.run}, fraction {args.fraction}")
-    print("| variant | epochs | timed epoch | scores per epoch | train (whole run) | evaluate "
-          "| total |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| variant | units | pairs timed | epochs | timed epoch | scores per epoch "
+          "| train (whole run) | evaluate | total |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     grand = 0.0
     for variant in args.variants:
-        if args.run == "tatoeba":
-            _, tcfg, train, valid, _, vocab_en, model, _ = prepare(params, variant, args.data)
+        pool = None
+        if args.run == "processed":
+            ready = prepare(params, variant, args.data)
+            tcfg, train, valid, vocab_en, model, pool = (
+                ready.train_cfg, ready.train, ready.valid, ready.vocab_en, ready.model,
+                ready.pool)
         else:
             tcfg, train, valid, model = _lesson(params, variant)
         set_threads(variant_runtime(params, variant).threads)
         # the epoch's training alone; the scores train.keep reads after each epoch are timed
         # apart below (a greedy pass over the whole validation set)
-        one = dataclasses.replace(tcfg, epochs=1, keep="last")
+        one = dataclasses.replace(tcfg, epochs=1, keep="last",
+                                  pool=round(tcfg.pool * args.fraction))
         part = subset(train, args.fraction)
+        pairs = len(part) * tcfg.question_repeats + (
+            min(one.pool, len(pool)) if pool is not None else 0)
         with tempfile.TemporaryDirectory() as tmp:
             sync(device)
             t0 = time.perf_counter()
-            fit(TrainingRun(model, part, subset(valid, args.fraction), one, device),
+            fit(TrainingRun(model, part, subset(valid, args.fraction), one, device, pool=pool),
                 Checkpointing(Path(tmp) / "ckpt.pt", "bench"))
             sync(device)
             epoch = time.perf_counter() - t0
@@ -121,17 +129,18 @@ def main() -> None:
         scores = time.perf_counter() - t0
         train_time = (epoch / args.fraction + scores) * tcfg.epochs
         t0 = time.perf_counter()
-        if args.run == "tatoeba":
+        if args.run == "processed":
             _evaluate(params, model, valid, vocab_en, device)
         else:
             validation_loss(model, valid, 125, device)
         sync(device)
         ev = time.perf_counter() - t0
         grand += train_time + ev
-        print(f"| {variant} | {tcfg.epochs} | {epoch:.1f} s | {scores:.1f} s | "
-              f"{train_time / 60:.1f} min | {ev:.1f} s | {(train_time + ev) / 60:.1f} min |",
+        print(f"| {variant} | {tcfg.units} | {pairs:,} | {tcfg.epochs} | {epoch:.1f} s | "
+              f"{scores:.1f} s | {train_time / 60:.1f} min | {ev:.1f} s | "
+              f"{(train_time + ev) / 60:.1f} min |",
               flush=True)
-    print(f"| all | | | | | | **{grand / 60:.1f} min** |")
+    print(f"| all | | | | | | | | **{grand / 60:.1f} min** |")
 
 
 def _lesson(params: dict, variant: str) -> tuple[TrainConfig, Split, Split, torch.nn.Module]:
