@@ -110,11 +110,13 @@ def main() -> None:
         set_threads(variant_runtime(params, variant).threads)
         # the epoch's training alone; the scores train.keep reads after each epoch are timed
         # apart below (a greedy pass over the whole validation set)
+        # the share of what a real epoch takes from the pool: train.pool, or the whole pool
+        # where it holds fewer pairs
+        per_epoch = min(tcfg.pool, len(pool)) if pool is not None else 0
         one = dataclasses.replace(tcfg, epochs=1, keep="last",
-                                  pool=round(tcfg.pool * args.fraction))
+                                  pool=round(per_epoch * args.fraction))
         part = subset(train, args.fraction)
-        pairs = len(part) * tcfg.question_repeats + (
-            min(one.pool, len(pool)) if pool is not None else 0)
+        pairs = len(part) * tcfg.question_repeats + one.pool
         with tempfile.TemporaryDirectory() as tmp:
             sync(device)
             t0 = time.perf_counter()
