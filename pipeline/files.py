@@ -53,6 +53,18 @@ def write_lines(path: str | Path, lines: list[str]) -> None:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
+def read_parquet_lists(path: str | Path) -> Any:
+    """A Parquet file of list columns (token lists) as a DataFrame, converted in the system
+    allocator: pyarrow's default one keeps what the conversion to Python objects frees, 40 of
+    the vocab stage's 250 MiB at Giga-fren's size (BENCHMARKS.md, "The data stages at
+    Giga-fren's size"). It is the process's allocator for pyarrow from then on."""
+    import pandas as pd
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    return pd.read_parquet(path)
+
+
 def write_parquet(path: str | Path, df: Any) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)

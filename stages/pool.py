@@ -32,9 +32,8 @@ def main() -> None:
     c, u = result.counts, unseen["valid"]
     print(f"pool: {c['kept']:,} of the {c['rejected_by_filter']:,} pairs the filter rejected "
           f"-> {OUT}; the guard dropped {c['guard_equal'] + c['guard_contains']:,} of the "
-          f"{c['guard_checked']:,} that could enter the sample; valid "
-          f"sentences with a French word training never saw: {u['questions']:.1%} (questions), "
-          f"{u['questions_and_pool']:.1%} (and the pool)")
+          f"{c['guard_checked']:,} it checked; valid sentences with a French word training "
+          f"never saw: {u['questions']:.1%} (questions), {u['questions_and_pool']:.1%} (and pool)")
 
 
 if __name__ == "__main__":

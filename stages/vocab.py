@@ -1,11 +1,9 @@
 """Stage vocab: the split (train, valid, test), vocabularies (JSON), token ids (Parquet), and
 the data report (metrics/data.json: sizes, duplicates, what valid and test share with train)."""
 
-import pandas as pd
-
 from pipeline.data.vocab import build_ids, data_report, split_summary
 from pipeline.errors import run_main
-from pipeline.files import read_json, write_json, write_parquet
+from pipeline.files import read_json, read_parquet_lists, write_json, write_parquet
 from pipeline.params import VocabParams, load_params, section
 
 IN = "data/interim/tokens.parquet"
@@ -19,7 +17,7 @@ STAGES = {"corpus_lines": ("metrics/filter.json", "lines_read"),
 
 def main() -> None:
     p: VocabParams = section(load_params(), "vocab", VocabParams)
-    tokens = pd.read_parquet(IN)
+    tokens = read_parquet_lists(IN)
     vocabs, ids, stats = build_ids(tokens, p)
     for lang, itos in vocabs.items():
         write_json(f"{OUT_DIR}/vocab_{lang}.json", itos)
