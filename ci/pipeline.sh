@@ -31,54 +31,29 @@ tarball="${FREN_NMT_TARBALL:-$repo/../shared/data/training-giga-fren-tatoeba.tar
 [ -f "$tarball" ] || { echo "error: $tarball: no such file (set FREN_NMT_TARBALL)" >&2; exit 1; }
 tarball="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"
 work="$(mktemp -d -t fren-nmt-ci-XXXXXX)"
-trap 'rm -rf "$work" "$work.b" "$work.a.log" "$work.b.log"' EXIT
+trap 'rm -rf "$work"' EXIT
 last="$repo/ci/last"
 rm -rf "$last" && mkdir -p "$last"
 
 cd "$repo"
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work"
 cd "$work"
-python3 "$repo/ci/merge_params.py" params.yaml "$repo/ci/params.yaml" "data.url=$tarball"
+python3 "$repo/scripts/merge_params.py" params.yaml "$repo/ci/params.yaml" "data.url=$tarball"
 git init -q && git add -A && git -c user.name=ci -c user.email=ci@localhost commit -qm ci
 rm -rf metrics/*.json dvclive
 
-repro() {  # repro DIR ARGS...: dvc repro in that copy; if a stage crashed, say which did not finish
-  local dir="$1"; shift
-  (cd "$dir" && dvc repro -q "$@") && return
-  echo "ci pipeline: dvc repro $* failed in $dir (error above); stages not reproduced:" >&2
-  (cd "$dir" && dvc status 2>/dev/null | grep -E '^[A-Za-z0-9_@.-]+:$' | tr -d : | sed 's/^/  /' >&2)
-  return 1
-}
-
 run_seed() {  # run_seed SEED: the pipeline with train.seed SEED; keeps its outputs in ci/last
-  python3 "$repo/ci/merge_params.py" params.yaml - "train.seed=$1"
-  local start=$SECONDS v i=0 failed=""
-  repro "$work" embeddings truecase subwords || exit 1  # the data stages, once
-  # Then the variants in two copies of the workspace at once, dealt in turn in params.yaml's
-  # order, a core each: ci/params.yaml gives each process one PyTorch thread, and these small
-  # models leave one process's second thread mostly idle (BENCHMARKS.md, "The metrics gate").
+  python3 "$repo/scripts/merge_params.py" params.yaml - "train.seed=$1"
+  local start=$SECONDS v
+  # The data stages once, then the variants two at a time, a core each (ci/params.yaml gives
+  # every variant one PyTorch thread: these small models leave a second thread mostly idle,
+  # BENCHMARKS.md, "The metrics gate"), then curves: scripts/repro_lanes.sh, as run.sh does.
   # The numbers are those of a serial `dvc repro` with the same params.
-  rm -rf "$work.b" && cp -a "$work" "$work.b"
-  local in_a=() in_b=()
-  for v in $(python3 -c 'from pipeline.params import load_params
-print(*load_params("params.yaml")["variants"])'); do
-    if (( i++ % 2 )); then in_b+=("$v"); else in_a+=("$v"); fi
-  done
-  repro "$work" "${in_a[@]/#/evaluate@}" >"$work.a.log" 2>&1 & local pid_a=$!
-  : >"$work.b.log"
-  [ ${#in_b[@]} = 0 ] || { repro "$work.b" "${in_b[@]/#/evaluate@}" >"$work.b.log" 2>&1 &
-                           wait $! || failed=1; }
-  wait "$pid_a" || failed=1
-  cat "$work.a.log" "$work.b.log"  # each copy's lines in one piece
-  [ -z "$failed" ] || exit 1
-  # the second copy's variants back into the first, for the curves stage and the gate (those
-  # alone: its copies of the first's variants are older, the previous seed's)
-  for v in "${in_b[@]}"; do
-    cp "$work.b/metrics/$v.json" "$work/metrics/"
-    rm -rf "$work/reports/$v" "$work/dvclive/$v"
-    cp -r "$work.b/reports/$v" "$work/reports/" && cp -r "$work.b/dvclive/$v" "$work/dvclive/"
-  done
-  repro "$work" -s curves || exit 1
+  if ! bash scripts/repro_lanes.sh -q; then
+    echo "ci pipeline: the pipeline failed (error above); stages not reproduced:" >&2
+    dvc status 2>/dev/null | grep -E '^[A-Za-z0-9_@.-]+:$' | tr -d : | sed 's/^/  /' >&2
+    exit 1
+  fi
   echo "ci pipeline: seed $1: dvc repro took $(( SECONDS - start ))s"
   mkdir -p "$last/seed-$1"
   cp metrics/*.json "$last/seed-$1/"

@@ -25,7 +25,7 @@ def sh(cmd: list[str] | str, cwd: Path, check: bool = True, stdin: str | None = 
 
 
 def set_params(ws: Path, *assignments: str) -> None:
-    sh([sys.executable, str(ws / "ci" / "merge_params.py"), "params.yaml", "-",
+    sh([sys.executable, str(ws / "scripts" / "merge_params.py"), "params.yaml", "-",
         *assignments], ws)
 
 

@@ -1,4 +1,4 @@
-"""usage: python3 ci/merge_params.py PARAMS OVERRIDES|- [key.path=value ...]
+"""usage: python3 scripts/merge_params.py PARAMS OVERRIDES|- [key.path=value ...]
 
 Lays OVERRIDES (a YAML file, or - for none) and then each key.path=value over PARAMS, in place:
 what the metrics gate does to params.yaml in its scratch copy (ci/pipeline.sh).

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `dvc repro` on 2 cores, with the variants that train on one CPU thread two at a time.
+#   bash scripts/repro_lanes.sh [-q]
+# The data stages run first. Then the variants whose runtime.threads is 1 (params.yaml: the
+# GRU family, whose small steps leave a second thread mostly idle: BENCHMARKS.md, "Two lanes")
+# run in two lanes, this workspace and a scratch copy of it, each lane taking the next variant
+# left, the most epochs first. The copy's outputs come back here and `dvc commit` records them
+# in dvc.lock: the same commands, code, params and inputs as a serial `dvc repro`, so the
+# same numbers. Last, a plain `dvc repro` runs what is left (the other variants, curves)
+# with every core.
+set -euo pipefail
+quiet=()
+[ "${1:-}" = "-q" ] && quiet=(-q)
+dvc repro "${quiet[@]}" embeddings truecase subwords
+mapfile -t lane < <(python3 -c '
+from pipeline.params import load_params, variant_configs, variant_runtime
+p = load_params("params.yaml")
+one = [v for v in p["variants"] if variant_runtime(p, v).threads == 1]
+print(*sorted(one, key=lambda v: -variant_configs(p, v)[1].epochs), sep="\n")')
+if [ ${#lane[@]} -gt 1 ]; then
+  copy="$(mktemp -d -t fren-nmt-lane-XXXXXX)"
+  trap 'rm -rf "$copy" "$copy".*' EXIT
+  mkdir "$copy.claims"
+  # the copy: git's files as they are now (dvc.lock, params.yaml; those deleted here left
+  # out), git itself, the data stages' metrics, and data/ and the DVC cache hard-linked (the
+  # lanes only read them: DVC replaces a file, never writes into it; without the cache, DVC
+  # would see the data stages' outputs as "not in cache" and run them again)
+  { git ls-files -z --cached --others --exclude-standard |
+      while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done
+    printf '%s\0' .git metrics; } | tar --null -T - -cf - | tar -xf - -C "$copy"
+  cp -al data "$copy/"
+  [ ! -d .dvc/cache ] || cp -al .dvc/cache "$copy/.dvc/"
+  lane() {  # lane DIR: until no variant is left, claim the next one and reproduce it there
+    local v
+    for v in "${lane[@]}"; do
+      mkdir "$copy.claims/$v" 2>/dev/null || continue
+      echo "$1" >"$copy.claims/$v/where"
+      (cd "$1" && dvc repro "${quiet[@]}" "evaluate@$v") || return 1
+    done
+  }
+  failed=""
+  lane "$PWD" >"$copy.here.log" 2>&1 & here=$!
+  lane "$copy" >"$copy.there.log" 2>&1 || failed=1
+  wait "$here" || failed=1
+  cat "$copy.here.log" "$copy.there.log"  # each lane's lines in one piece
+  [ -z "$failed" ] || { echo "error: a variant failed in its lane (above)" >&2; exit 1; }
+  for v in "${lane[@]}"; do
+    [ "$(cat "$copy.claims/$v/where")" = "$copy" ] || continue
+    for out in "models/$v" "reports/$v" "dvclive/$v" "metrics/$v.json"; do
+      rm -rf "$out" && mkdir -p "$(dirname "$out")" && cp -a "$copy/$out" "$out"
+    done
+    dvc commit -f -q "train@$v" "evaluate@$v"
+  done
+fi
+dvc repro "${quiet[@]}"
