@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The metrics gate: run the small CI configuration (ci/params.yaml laid over params.yaml) from
-# scratch in a scratch copy of the tracked tree (the data stages, then half the variants in a
-# second copy at the same time), then check its metrics against the baseline's noise bands
+# scratch in a scratch copy of the tracked tree (scripts/repro_lanes.sh: the data stages, then
+# the variants two at a time), then check its metrics against the baseline's noise bands
 # (pipeline/evaluation/gate/ says how they are made and read), and, where a variant trained
 # exactly as the baseline's seed 0 did, every figure and scored line against ci/exact.json.
 #   bash ci/pipeline.sh                    # run + check (what CI does): fails on WORSE,
@@ -47,7 +47,7 @@ run_seed() {  # run_seed SEED: the pipeline with train.seed SEED; keeps its outp
   local start=$SECONDS v
   # The data stages once, then the variants two at a time, a core each (ci/params.yaml gives
   # every variant one PyTorch thread: these small models leave a second thread mostly idle,
-  # BENCHMARKS.md, "The metrics gate"), then curves: scripts/repro_lanes.sh, as run.sh does.
+  # BENCHMARKS.md, "The metrics gate"), then curves: scripts/repro_lanes.sh.
   # The numbers are those of a serial `dvc repro` with the same params.
   if ! bash scripts/repro_lanes.sh -q; then
     echo "ci pipeline: the pipeline failed (error above); stages not reproduced:" >&2

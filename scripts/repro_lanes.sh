@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # `dvc repro` on 2 cores, with the variants that train on one CPU thread two at a time.
 #   bash scripts/repro_lanes.sh [-q]
-# The data stages run first. Then the variants whose runtime.threads is 1 (params.yaml: the
-# GRU family, whose small steps leave a second thread mostly idle: BENCHMARKS.md, "Two lanes")
-# run in two lanes, this workspace and a scratch copy of it, each lane taking the next variant
-# left, the most epochs first. The copy's outputs come back here and `dvc commit` records them
-# in dvc.lock: the same commands, code, params and inputs as a serial `dvc repro`, so the
-# same numbers. Last, a plain `dvc repro` runs what is left (the other variants, curves)
-# with every core.
+# The data stages run first. Then the variants whose runtime.threads is 1 (the gate's
+# ci/params.yaml puts all six there; params.yaml none: at the full run's sizes a second thread
+# pays, BENCHMARKS.md, "Two lanes") run in two lanes, this workspace and a scratch copy of
+# it, each lane taking the next variant left, the most epochs first. The copy's outputs come
+# back here and `dvc commit` records them in dvc.lock: the same commands, code, params and
+# inputs as a serial `dvc repro`, so the same numbers. Last, a plain `dvc repro` runs what is
+# left (the other variants, curves) with every core.
 set -euo pipefail
 quiet=()
 [ "${1:-}" = "-q" ] && quiet=(-q)
@@ -18,7 +18,8 @@ p = load_params("params.yaml")
 one = [v for v in p["variants"] if variant_runtime(p, v).threads == 1]
 print(*sorted(one, key=lambda v: -variant_configs(p, v)[1].epochs), sep="\n")')
 if [ ${#lane[@]} -gt 1 ]; then
-  copy="$(mktemp -d -t fren-nmt-lane-XXXXXX)"
+  # beside the workspace (.dvc/tmp, which git and DVC ignore), so that hard links can reach
+  mkdir -p .dvc/tmp && copy="$(mktemp -d "$PWD/.dvc/tmp/lane-XXXXXX")"
   trap 'rm -rf "$copy" "$copy".*' EXIT
   mkdir "$copy.claims"
   # the copy: git's files as they are now (dvc.lock, params.yaml; those deleted here left
@@ -28,8 +29,9 @@ if [ ${#lane[@]} -gt 1 ]; then
   { git ls-files -z --cached --others --exclude-standard |
       while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done
     printf '%s\0' .git metrics; } | tar --null -T - -cf - | tar -xf - -C "$copy"
-  cp -al data "$copy/"
-  [ ! -d .dvc/cache ] || cp -al .dvc/cache "$copy/.dvc/"
+  for d in data .dvc/cache; do  # copied where hard links cannot reach (another file system)
+    [ ! -d "$d" ] || cp -al "$d" "$copy/$d" 2>/dev/null || { rm -rf "${copy:?}/$d" && cp -a "$d" "$copy/$d"; }
+  done
   lane() {  # lane DIR: until no variant is left, claim the next one and reproduce it there
     local v
     for v in "${lane[@]}"; do
