@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The main job: install, then rebuild the whole pipeline with DVC.
 #   bash run.sh                       # dvc repro with params.yaml (downloads Giga-fren, 2.3 GB)
-#   bash run.sh -S data.url=PATH ...  # dvc exp run with params set, e.g. the offline tarball
+#   bash run.sh -S data.url=PATH ...  # the same after writing these values into params.yaml,
+#                                     # e.g. the offline tarball (what dvc exp run -S does)
 #   bash run.sh --quick               # the transformer alone, 4 epochs (~10 min on 2
 #                                     # cores): the whole chain, three translations and the
 #                                     # command to serve; from the local Tatoeba tarball
 #                                     # ($FREN_NMT_TARBALL, default ../shared/...), or else
 #                                     # from the Tatoeba pairs' zip (a few MB download)
-# FREN_NMT_NO_INSTALL=1 skips the install step (an environment already set up).
+# The first two reproduce through scripts/repro_lanes.sh: the one-thread GRU variants two at
+# a time. FREN_NMT_NO_INSTALL=1 skips the install step (an environment already set up).
 set -euo pipefail
 cd "$(dirname "$0")"
-[ -n "${FREN_NMT_NO_INSTALL:-}" ] || bash scripts/install.sh
 if [ "${1:-}" = "--quick" ]; then
   shift
+  [ -n "${FREN_NMT_NO_INSTALL:-}" ] || bash scripts/install.sh
   tarball="${FREN_NMT_TARBALL:-../shared/data/training-giga-fren-tatoeba.tar}"
   if [ -f "$tarball" ]; then
     url="$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")"
@@ -41,9 +43,16 @@ if [ "${1:-}" = "--quick" ]; then
     "(then open http://127.0.0.1:8000/)"
   exit
 fi
-if [ $# -eq 0 ]; then
-  dvc repro
-else
-  dvc exp run "$@"
-fi
+sets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -S|--set-param) [ $# -ge 2 ] || { echo "error: $1 needs KEY=VALUE" >&2; exit 2; }
+                    sets+=("$2"); shift 2 ;;
+    *) echo "error: run.sh takes -S KEY=VALUE ... or --quick, not '$1' (other dvc exp run" \
+            "options: run dvc exp run yourself)" >&2; exit 2 ;;
+  esac
+done
+[ -n "${FREN_NMT_NO_INSTALL:-}" ] || bash scripts/install.sh
+[ ${#sets[@]} = 0 ] || python3 scripts/merge_params.py params.yaml - "${sets[@]}"
+bash scripts/repro_lanes.sh
 fren-nmt compare --metrics metrics

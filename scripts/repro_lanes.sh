@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # `dvc repro` on 2 cores, with the variants that train on one CPU thread two at a time.
 #   bash scripts/repro_lanes.sh [-q]
-# The data stages run first. Then the variants whose runtime.threads is 1 (the gate's
-# ci/params.yaml puts all six there; params.yaml none: at the full run's sizes a second thread
-# pays, BENCHMARKS.md, "Two lanes") run in two lanes, this workspace and a scratch copy of
+# The data stages run first. Then the variants whose runtime.threads is 1 (params.yaml: the
+# GRU family; the gate's ci/params.yaml: all six; BENCHMARKS.md, "Two lanes") run in two lanes, this workspace and a scratch copy of
 # it, each lane taking the next variant left, the most epochs first. The copy's outputs come
 # back here and `dvc commit` records them in dvc.lock: the same commands, code, params and
 # inputs as a serial `dvc repro`, so the same numbers. Last, a plain `dvc repro` runs what is

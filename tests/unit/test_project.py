@@ -246,33 +246,42 @@ def test_params_merge_keeps_comments_and_order(tmp_path: Path) -> None:
     assert new["data"]["sha256"] is None  # what the overlay does not name stays
 
 
-def test_the_lanes_take_the_one_thread_variants_longest_first(tmp_path: Path) -> None:
-    """scripts/repro_lanes.sh's choice: only variants on one thread go two at a time, most
-    epochs first (params.yaml's order on a tie). params.yaml leaves every variant PyTorch's
-    threads (none in lanes); the gate's params put all six on one thread."""
+@pytest.mark.parametrize("args, words", [
+    (["--bogus"], "run.sh takes -S KEY=VALUE ... or --quick, not '--bogus'"),
+    (["-S"], "-S needs KEY=VALUE"),
+    (["-S", "train.clip=0.5", "-n", "x"], "not '-n'"),
+])
+def test_run_sh_refuses_what_it_cannot_pass_on_before_installing(tmp_path: Path, args: list[str],
+                                                                 words: str) -> None:
+    """run.sh writes -S values into params.yaml and reproduces through the lanes, so any other
+    dvc exp run option would be dropped: it is refused at once, with nothing installed or
+    written (PATH holds dirname alone: an install would fail at pip, not with this message)."""
     import shutil
+    import subprocess
+
+    shutil.copy(ROOT / "run.sh", tmp_path / "run.sh")
+    (tmp_path / "params.yaml").write_text("untouched\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dirname").symlink_to(shutil.which("dirname"))
+    r = subprocess.run(["/bin/bash", "run.sh", *args], cwd=tmp_path, capture_output=True,
+                       text=True, env={"PATH": str(tmp_path / "bin")}, timeout=30)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and words in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "params.yaml").read_text() == "untouched\n"
+
+
+def test_the_lanes_take_the_one_thread_variants_longest_first() -> None:
+    """scripts/repro_lanes.sh's choice, run on params.yaml: the GRU family (runtime.threads 1)
+    two at a time, most epochs first; the transformer (every core) after, alone."""
     import subprocess
     import sys
 
     script = (ROOT / "scripts" / "repro_lanes.sh").read_text()
     code = re.search(r"python3 -c '(.*?)'\)", script, re.S)
     assert code, "repro_lanes.sh no longer picks its variants with python3 -c '...'"
-
-    def lanes(params: Path) -> list[str]:
-        shutil.copy(params, tmp_path / "params.yaml")
-        r = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-                            + code.group(1)], cwd=tmp_path, capture_output=True, text=True,
-                           check=True)
-        return r.stdout.split()
-
-    assert lanes(ROOT / "params.yaml") == []
-    gate = tmp_path / "gate.yaml"
-    shutil.copy(ROOT / "params.yaml", gate)
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "merge_params.py"), str(gate),
-                    str(ROOT / "ci/params.yaml"), "variants.bidir.train.epochs=9"],
-                   check=True, cwd=ROOT)
-    assert lanes(gate) == ["bidir", "basic", "teacher_forcing", "attention", "all",
-                           "transformer"]
+    r = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.split() == ["attention", "all", "basic", "bidir", "teacher_forcing"]
 
 
 def _anchors(text: str) -> set[str]:
