@@ -1,7 +1,8 @@
 """usage: python3 scripts/merge_params.py PARAMS OVERRIDES|- [key.path=value ...]
 
 Lays OVERRIDES (a YAML file, or - for none) and then each key.path=value over PARAMS, in place:
-what the metrics gate does to params.yaml in its scratch copy (ci/pipeline.sh).
+what run.sh does with its -S values, and the metrics gate to params.yaml in its scratch copy
+(ci/pipeline.sh).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 # `dvc repro` on 2 cores, with the variants that train on one CPU thread two at a time.
 #   bash scripts/repro_lanes.sh [-q]
 # The data stages run first. Then the variants whose runtime.threads is 1 (params.yaml: the
-# GRU family; the gate's ci/params.yaml: all six; BENCHMARKS.md, "Two lanes") run in two lanes, this workspace and a scratch copy of
-# it, each lane taking the next variant left, the most epochs first. The copy's outputs come
+# GRU family; the gate's ci/params.yaml: all six; BENCHMARKS.md, "Two lanes") run in two
+# lanes, this workspace and a scratch copy of it, each lane taking the next variant left, the
+# most epochs first. The copy's outputs come
 # back here and `dvc commit` records them in dvc.lock: the same commands, code, params and
 # inputs as a serial `dvc repro`, so the same numbers. Last, a plain `dvc repro` runs what is
 # left (the other variants, curves) with every core.
@@ -31,7 +32,7 @@ if [ ${#lane[@]} -gt 1 ]; then
   for d in data .dvc/cache; do  # copied where hard links cannot reach (another file system)
     [ ! -d "$d" ] || cp -al "$d" "$copy/$d" 2>/dev/null || { rm -rf "${copy:?}/$d" && cp -a "$d" "$copy/$d"; }
   done
-  lane() {  # lane DIR: until no variant is left, claim the next one and reproduce it there
+  run_lane() {  # run_lane DIR: until no variant is left, claim the next one, reproduce it there
     local v
     for v in "${lane[@]}"; do
       mkdir "$copy.claims/$v" 2>/dev/null || continue
@@ -40,8 +41,8 @@ if [ ${#lane[@]} -gt 1 ]; then
     done
   }
   failed=""
-  lane "$PWD" >"$copy.here.log" 2>&1 & here=$!
-  lane "$copy" >"$copy.there.log" 2>&1 || failed=1
+  run_lane "$PWD" >"$copy.here.log" 2>&1 & here=$!
+  run_lane "$copy" >"$copy.there.log" 2>&1 || failed=1
   wait "$here" || failed=1
   cat "$copy.here.log" "$copy.there.log"  # each lane's lines in one piece
   [ -z "$failed" ] || { echo "error: a variant failed in its lane (above)" >&2; exit 1; }
