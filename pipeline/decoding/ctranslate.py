@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+import platform
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.data.vocab import ids_to_tokens
@@ -34,6 +37,30 @@ from pipeline.models.export import EOS_NAME, QUANTIZATIONS, UNK_NAME, read_expor
 from pipeline.runtime import pick_device
 
 COMPUTE_TYPES = ("default", *QUANTIZATIONS)  # "default": the type the export was written in
+# oneDNN's instruction-set caps (its ONEDNN_MAX_CPU_ISA) that leave out VNNI
+ONEDNN_WITHOUT_VNNI = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
+
+
+def int8_saturates(cpuinfo: str | None = None, env: Mapping[str, str] = os.environ) -> bool:
+    """Whether CTranslate2's int8 products lose precision on this CPU. CTranslate2 multiplies
+    int8 with Intel MKL on Intel CPUs and with oneDNN on the others (CT2_USE_MKL chooses);
+    without VNNI (AVX2-only CPUs, such as AMD EPYCs before Zen 4), oneDNN's u8 x s8 kernel
+    adds pairs of products in 16 bits, saturating. Measured (BENCHMARKS.md, "int8 without
+    VNNI"): the quick model's int8 greedy output equalled PyTorch's on 799 of 850 test
+    sentences against 833 with VNNI, BLEU -0.4; MKL avoids it but ran int8 7x slower on an
+    AMD CPU. Known on x86-64 Linux only (/proc/cpuinfo); elsewhere False."""
+    if cpuinfo is None:
+        if sys.platform != "linux" or platform.machine() != "x86_64":
+            return False
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    use_mkl = env.get("CT2_USE_MKL", "")
+    if (use_mkl.lower() in ("1", "true", "on", "yes") if use_mkl
+            else "GenuineIntel" in cpuinfo):
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    capped = env.get("ONEDNN_MAX_CPU_ISA", "").upper() in ONEDNN_WITHOUT_VNNI
+    return capped or not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 class CT2Translator(Translator):
@@ -67,6 +94,11 @@ class CT2Translator(Translator):
         except (RuntimeError, ValueError) as e:
             raise PipelineError(f"{path}: CTranslate2 cannot load it "
                                 f"({str(e).splitlines()[0]})") from None
+        resolved = str(info.get("quantization", "")) if compute_type == "default" else compute_type
+        if resolved.startswith("int8") and self.device.type == "cpu" and int8_saturates():
+            print(f"warning: {path}: int8 on this CPU (no VNNI) runs on oneDNN's saturating "
+                  "kernel and prints a little less well than float32 (BENCHMARKS.md, "
+                  "\"int8 without VNNI\")", file=sys.stderr)
 
     def source_tokens(self, sentence: str) -> list[str]:
         """The sentence's tokens as the model's vocabulary has them, with the end mark."""

@@ -12,7 +12,7 @@ import torch
 from conftest import EN_VOCAB, FR_VOCAB
 from test_translate import cli
 
-from pipeline.decoding.ctranslate import CT2Translator
+from pipeline.decoding.ctranslate import CT2Translator, int8_saturates
 from pipeline.decoding.engines import open_translator
 from pipeline.decoding.translate import LIMIT, Translator
 from pipeline.errors import PipelineError
@@ -116,15 +116,39 @@ def test_what_cannot_run_on_ctranslate2_is_one_line(model_dir: Path, transformer
         open_translator(broken)
 
 
-def test_a_quantized_export_translates_and_says_what_it_is(transformer_dir: Path,
-                                                           tmp_path: Path) -> None:
+def test_a_quantized_export_translates_and_says_what_it_is(
+        transformer_dir: Path, exported: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     r = cli("export", "--model", str(transformer_dir), "--to", str(tmp_path / "int8"),
             "--quantization", "int8")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "int8" / "fren_nmt.json").read_text())["quantization"] == \
         "int8"
-    out = cli("translate", "--model", str(tmp_path / "int8"), stdin="où est la gare ?\n")
-    assert out.returncode == 0 and out.stdout.strip()
+    # where int8 saturates (no VNNI) the command says so once, and translates all the same
+    import pipeline.decoding.ctranslate as ct
+
+    for saturates in (False, True):
+        monkeypatch.setattr(ct, "int8_saturates", lambda s=saturates: s)
+        out = cli("translate", "--model", str(tmp_path / "int8"), stdin="où est la gare ?\n")
+        assert out.returncode == 0 and out.stdout.strip()
+        assert out.stderr.count("int8 on this CPU (no VNNI)") == saturates, out.stderr
+    monkeypatch.setattr(ct, "int8_saturates", lambda: True)  # float32 has no such kernel
+    assert "VNNI" not in cli("translate", "--model", str(exported), stdin="qui ?\n").stderr
+
+
+def test_int8_saturates_where_onednn_has_no_vnni() -> None:
+    """CTranslate2 multiplies int8 with MKL on Intel CPUs (or where CT2_USE_MKL says), with
+    oneDNN elsewhere; oneDNN saturates without VNNI, or where ONEDNN_MAX_CPU_ISA leaves it out."""
+    amd = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse4_1 avx2 {}\n"
+    intel = "vendor_id\t: GenuineIntel\nflags\t\t: fpu sse4_1 avx2\n"
+    assert int8_saturates(amd.format(""), {})  # an AVX2-only EPYC (Zen 2, Zen 3)
+    assert not int8_saturates(amd.format("avx512f avx512_vnni"), {})  # Zen 4
+    assert not int8_saturates(amd.format("avx_vnni"), {})
+    assert int8_saturates(amd.format("avx512_vnni"), {"ONEDNN_MAX_CPU_ISA": "avx2"})
+    assert not int8_saturates(amd.format("avx512_vnni"), {"ONEDNN_MAX_CPU_ISA": "ALL"})
+    assert not int8_saturates(amd.format(""), {"CT2_USE_MKL": "1"})
+    assert not int8_saturates(intel, {})
+    assert int8_saturates(intel, {"CT2_USE_MKL": "0"})
 
 
 def test_serve_answers_from_an_export_as_from_its_model(transformer_dir: Path,

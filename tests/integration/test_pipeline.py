@@ -241,12 +241,15 @@ def test_an_exported_transformer_translates_the_test_set_as_pytorch_does(
         workspace: Path, tmp_path: Path) -> None:
     """The export's parity on the test set, with a transformer trained here (small, four
     epochs): fp32 greedy equal to PyTorch's on at least 99% of the sentences and BLEU within
-    0.1; int8 BLEU within 0.5 (benchmarks/bench_ctranslate2.py measures the quick run's)."""
+    0.1; int8 BLEU within 0.5 (benchmarks/bench_ctranslate2.py measures the quick run's), or
+    within 2 where CTranslate2's int8 kernel saturates (a CPU without VNNI: this model lost
+    1.05 there, significant by sacreBLEU's paired tests; a broken quantization loses most of
+    its 17 BLEU; BENCHMARKS.md, "int8 without VNNI")."""
     import pandas as pd
     import sacrebleu
 
     from pipeline.data.batches import load_splits
-    from pipeline.decoding.ctranslate import CT2Translator
+    from pipeline.decoding.ctranslate import CT2Translator, int8_saturates
     from pipeline.decoding.translate import Translator
     from pipeline.models.export import export
 
@@ -261,14 +264,16 @@ def test_an_exported_transformer_translates_the_test_set_as_pytorch_does(
     torch.set_num_threads(1)
     pytorch = Translator(model).translate(sources)
     bleu = sacrebleu.corpus_bleu(pytorch, [refs]).score
-    # a model that learned a little (BLEU about 1 at this size) and says different things
-    assert bleu > 0.5 and len(set(pytorch)) > 100, (bleu, len(set(pytorch)))
-    for quantization, equal, within in (("float32", 0.99, 0.1), ("int8", 0.0, 0.5)):
+    # a model that learned a little (BLEU about 17 at this size) and says different things
+    assert bleu > 5 and len(set(pytorch)) > 100, (bleu, len(set(pytorch)))
+    int8_within = 2.0 if int8_saturates() else 0.5
+    for quantization, equal, within in (("float32", 0.99, 0.1), ("int8", 0.0, int8_within)):
         out = export(model, tmp_path / quantization, quantization)
         lines = CT2Translator(out, threads=1).translate(sources)
         same = sum(a == b for a, b in zip(lines, pytorch)) / len(sources)
         assert same >= equal, (quantization, same)
-        assert abs(sacrebleu.corpus_bleu(lines, [refs]).score - bleu) <= within, quantization
+        score = sacrebleu.corpus_bleu(lines, [refs]).score
+        assert abs(score - bleu) <= within, (quantization, same, score, bleu)
 
 
 @pytest.mark.slow
