@@ -30,7 +30,8 @@ if [ ${#lane[@]} -gt 1 ]; then
       while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done
     printf '%s\0' .git metrics; } | tar --null -T - -cf - | tar -xf - -C "$copy"
   for d in data .dvc/cache; do  # copied where hard links cannot reach (another file system)
-    [ ! -d "$d" ] || cp -al "$d" "$copy/$d" 2>/dev/null || { rm -rf "${copy:?}/$d" && cp -a "$d" "$copy/$d"; }
+    [ ! -d "$d" ] || cp -al "$d" "$copy/$d" 2>/dev/null ||
+      { rm -rf "${copy:?}/$d" && cp -a "$d" "$copy/$d"; }
   done
   run_lane() {  # run_lane DIR: until no variant is left, claim the next one, reproduce it there
     local v
@@ -46,12 +47,22 @@ if [ ${#lane[@]} -gt 1 ]; then
   wait "$here" || failed=1
   cat "$copy.here.log" "$copy.there.log"  # each lane's lines in one piece
   [ -z "$failed" ] || { echo "error: a variant failed in its lane (above)" >&2; exit 1; }
+  there=()
   for v in "${lane[@]}"; do
-    [ "$(cat "$copy.claims/$v/where")" = "$copy" ] || continue
-    for out in "models/$v" "reports/$v" "dvclive/$v" "metrics/$v.json"; do
-      rm -rf "$out" && mkdir -p "$(dirname "$out")" && cp -a "$copy/$out" "$out"
-    done
-    dvc commit -f -q "train@$v" "evaluate@$v"
+    [ "$(cat "$copy.claims/$v/where")" != "$copy" ] || there+=("$v")
   done
+  # what dvc.yaml's train@ and evaluate@ write (outs, metrics, plots), for each variant the
+  # copy ran: back here, then recorded
+  mapfile -t outs < <(python3 -c '
+import sys, yaml
+stages = yaml.safe_load(open("dvc.yaml"))["stages"]
+outs = [next(iter(o)) if isinstance(o, dict) else o for s in ("train", "evaluate")
+        for kind in ("outs", "metrics", "plots") for o in stages[s]["do"].get(kind) or []]
+for v in sys.argv[1:]:
+    print(*(o.replace("${key}", v) for o in outs), sep="\n")' "${there[@]}")
+  for out in "${outs[@]}"; do
+    rm -rf "$out" && mkdir -p "$(dirname "$out")" && cp -a "$copy/$out" "$out"
+  done
+  for v in "${there[@]}"; do dvc commit -f -q "train@$v" "evaluate@$v"; done
 fi
 dvc repro "${quiet[@]}"
