@@ -4,10 +4,10 @@
 # The data stages run first. Then the variants whose runtime.threads is 1 (params.yaml: the
 # GRU family; the gate's ci/params.yaml: all six; BENCHMARKS.md, "Two lanes") run in two
 # lanes, this workspace and a scratch copy of it, each lane taking the next variant left, the
-# most epochs first. The copy's outputs come
-# back here and `dvc commit` records them in dvc.lock: the same commands, code, params and
-# inputs as a serial `dvc repro`, so the same numbers. Last, a plain `dvc repro` runs what is
-# left (the other variants, curves) with every core.
+# most epochs first. The copy's outputs come back here and `dvc commit` records them in
+# dvc.lock: the same commands, code, params and inputs as a serial `dvc repro`, so the same
+# numbers. Last, a plain `dvc repro` runs what is left (the other variants, curves) with every
+# core.
 set -euo pipefail
 quiet=()
 [ "${1:-}" = "-q" ] && quiet=(-q)

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.cpu import cpu_fields
 from pipeline.data.vocab import ids_to_tokens
 from pipeline.decoding.search import Hypothesis, OutputLimit, length_penalty
 from pipeline.decoding.translate import DEFAULTS, LIMIT, Translator
@@ -49,16 +50,14 @@ def int8_saturates(cpuinfo: str | None = None, env: Mapping[str, str] = os.envir
     VNNI"): the quick model's int8 greedy output equalled PyTorch's on 799 of 850 test
     sentences against 833 with VNNI, BLEU -0.4; MKL avoids it but ran int8 7x slower on an
     AMD CPU. Known on x86-64 Linux only (/proc/cpuinfo); elsewhere False."""
-    if cpuinfo is None:
-        if sys.platform != "linux" or platform.machine() != "x86_64":
-            return False
-        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    if cpuinfo is None and (sys.platform != "linux" or platform.machine() != "x86_64"):
+        return False
+    fields = cpu_fields(cpuinfo)
     use_mkl = env.get("CT2_USE_MKL", "")
     if (use_mkl.lower() in ("1", "true", "on", "yes") if use_mkl
-            else "GenuineIntel" in cpuinfo):
+            else fields.get("vendor_id") == "GenuineIntel"):
         return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
+    flags = fields.get("flags", "").split()
     capped = env.get("ONEDNN_MAX_CPU_ISA", "").upper() in ONEDNN_WITHOUT_VNNI
     return capped or not {"avx512_vnni", "avx_vnni"} & set(flags)
 

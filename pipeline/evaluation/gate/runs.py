@@ -10,6 +10,7 @@ import os
 import platform
 from pathlib import Path
 
+from pipeline.cpu import cpu_fields
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from pipeline.evaluation.significance import read_system
@@ -24,17 +25,11 @@ PIN_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")  # what ci/
 
 def cpu_name() -> str:
     """The CPU's model name and the widest vector instruction set it has."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
+    fields = cpu_fields()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if not fields:
         return name
+    flags = set(fields.get("flags", "").split())
     widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return f"{name} ({widest})"
 
